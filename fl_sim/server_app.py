@@ -1,0 +1,172 @@
+"""The ServerApp: our strategy, server-side test evaluation, and the run's outputs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Context
+from flwr.common import NDArrays, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server import History, Server, ServerApp, ServerAppComponents, ServerConfig
+from flwr.server.client_manager import SimpleClientManager
+
+import strategies
+from fl_sim.config import RunConfig
+from fl_sim.console import RunConsole
+from fl_sim.data import load_mnist
+from fl_sim.history import Recorder, rounds_table
+from fl_sim.metrics import classification_metrics, report
+from fl_sim.outputs import (
+    output_dir,
+    plot_client_curves,
+    plot_confusion,
+    plot_global_curves,
+    write_json,
+    write_text,
+)
+from fl_sim.partition import label_counts
+from fl_sim.task import global_model, partition_of, predict
+
+STRATEGIES = {
+    "fedavg": strategies.FedAvg,
+    "fedweightedavg": strategies.FedWeightedAvg,
+    "fedmedian": strategies.FedMedian,
+    "fedprox": strategies.FedProx,
+}
+
+
+class TestSetEvaluator:
+    """Flower's ``evaluate_fn``: the global model on the 10,000 MNIST test images."""
+
+    def __init__(self, cfg: RunConfig, console: RunConsole) -> None:
+        self.model = global_model(cfg.model, cfg.seed)
+        self.test = load_mnist(cfg.data)
+        self.console = console
+        self.last = time.perf_counter()
+
+    def __call__(
+        self, server_round: int, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[float, dict[str, Scalar]]:
+        self.model.set_weights(parameters)
+        scores = classification_metrics(self.test.y_test, predict(self.model, self.test.x_test))
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        self.console.round_line(server_round, scores, seconds)
+        loss = scores.pop("loss")
+        return loss, {**scores, "seconds": seconds}
+
+
+class RecordingServer(Server):
+    """Flower's legacy server, writing the run's outputs once the last round is done."""
+
+    def __init__(self, cfg: RunConfig, out: Path, strategy, recorder: Recorder, console) -> None:
+        super().__init__(client_manager=SimpleClientManager(), strategy=strategy)
+        self.cfg, self.out, self.recorder, self.console = cfg, out, recorder, console
+
+    def fit(self, num_rounds: int, timeout: float | None) -> tuple[History, float]:
+        self.console.start(num_rounds)
+        try:
+            history, elapsed = super().fit(num_rounds, timeout)
+        finally:
+            self.console.stop()
+        write_outputs(
+            self.cfg, self.out, history, parameters_to_ndarrays(self.parameters), self.recorder
+        )
+        return history, elapsed
+
+
+def fit_config(cfg: RunConfig):
+    """Per-round hyper-parameters sent to every sampled client."""
+
+    def on_fit_config(server_round: int) -> dict[str, Scalar]:
+        return {
+            "server_round": server_round,
+            "local_epochs": cfg.local_epochs,
+            "batch_size": cfg.batch_size,
+            "learning_rate": cfg.learning_rate,
+        }
+
+    return on_fit_config
+
+
+def evaluate_config(cfg: RunConfig):
+    """Clients add sklearn's classification report in the last round's evaluation."""
+    return lambda server_round: {"server_round": server_round, "final": server_round == cfg.rounds}
+
+
+def make_strategy(cfg: RunConfig, initial: NDArrays, recorder: Recorder, evaluate_fn):
+    """The configured strategy, wired to fl-sim's configs, hooks and evaluation."""
+    extra = {"proximal_mu": cfg.proximal_mu} if cfg.strategy == "fedprox" else {}
+    return STRATEGIES[cfg.strategy](
+        fraction_fit=cfg.fraction_fit,
+        fraction_evaluate=1.0,
+        min_fit_clients=1,
+        min_evaluate_clients=1,
+        min_available_clients=cfg.num_clients,
+        initial_parameters=ndarrays_to_parameters(initial),
+        evaluate_fn=evaluate_fn,
+        on_fit_config_fn=fit_config(cfg),
+        on_evaluate_config_fn=evaluate_config(cfg),
+        fit_metrics_aggregation_fn=recorder.fit_metrics,
+        evaluate_metrics_aggregation_fn=recorder.evaluate_metrics,
+        accept_failures=True,
+        **extra,
+    )
+
+
+def prepare_run(cfg: RunConfig, console: RunConsole) -> Path:
+    """Create the output folder with the config and the partition, and show the partition."""
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", cfg.to_dict())
+    counts = label_counts(load_mnist(cfg.data).y_train, partition_of(cfg))
+    write_json(out / "partition.json", {"label_counts": counts.tolist()})
+    console.partition_table(counts, f"{cfg.partition} partition: label counts per client")
+    return out
+
+
+def components(cfg: RunConfig, console: RunConsole | None = None) -> ServerAppComponents:
+    """Everything the legacy ServerApp needs for one run of ``cfg``."""
+    console = console or RunConsole()
+    out = prepare_run(cfg, console)
+    recorder = Recorder()
+    initial = global_model(cfg.model, cfg.seed).get_weights()
+    strategy = make_strategy(cfg, initial, recorder, TestSetEvaluator(cfg, console))
+    return ServerAppComponents(
+        server=RecordingServer(cfg, out, strategy, recorder, console),
+        config=ServerConfig(num_rounds=cfg.rounds),
+    )
+
+
+def write_outputs(
+    cfg: RunConfig, out: Path, history: History, final: NDArrays, recorder: Recorder
+) -> None:
+    """history.json, model.keras, the test report, plots and each client's folder."""
+    rounds = rounds_table(history)
+    write_json(out / "history.json", {"rounds": rounds})
+    model = global_model(cfg.model, cfg.seed)
+    model.set_weights(final)
+    model.save(out / "model.keras")
+    test = load_mnist(cfg.data)
+    probs = predict(model, test.x_test)
+    write_text(out / "classification_report.txt", report(test.y_test, probs))
+    title = f"{cfg.strategy}, {cfg.partition}, {cfg.num_clients} clients, {cfg.model}"
+    plot_confusion(test.y_test, np.argmax(probs, axis=1), out / "confusion_matrix.png", title)
+    plot_global_curves(rounds, out / "curves.png", title)
+    for pid, curves in recorder.curves.items():
+        plot_client_curves(curves, out / "clients" / f"client_{pid}" / "curves.png", f"client {pid}")
+    for pid, text in recorder.reports.items():
+        write_text(out / "clients" / f"client_{pid}" / "classification_report.txt", text)
+
+
+def make_server_app(cfg: RunConfig | None = None, console: RunConsole | None = None) -> ServerApp:
+    """A ServerApp for ``cfg``, or reading the config from ``flwr run``'s run_config."""
+
+    def server_fn(context: Context) -> ServerAppComponents:
+        return components(cfg or RunConfig.from_run_config(context.run_config), console)
+
+    return ServerApp(server_fn=server_fn)
+
+
+app = make_server_app()

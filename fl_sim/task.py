@@ -1,0 +1,132 @@
+"""Per-process Keras work shared by the clients and the server.
+
+Ray reuses its actors across rounds and clients, so each process keeps one built
+and compiled model per architecture and one copy of each client's data; a fit
+only assigns weights and optimizer state in place and never retraces.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from fl_sim.config import RunConfig
+from fl_sim.data import load_mnist
+from fl_sim.models import ProximalModel, build_model
+from fl_sim.partition import partition, train_val_split
+
+PREDICT_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's local training and validation split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@functools.lru_cache(maxsize=4)
+def client_parts(
+    data: str, num_clients: int, method: str, seed: int, alpha: float
+) -> list[np.ndarray]:
+    """The partition's indices, derived from the seed in every process alike."""
+    labels = load_mnist(data).y_train
+    return partition(labels, num_clients, method, seed, alpha)
+
+
+def partition_of(cfg: RunConfig) -> list[np.ndarray]:
+    """The partition a config asks for."""
+    return client_parts(cfg.data, cfg.num_clients, cfg.partition, cfg.seed, cfg.dirichlet_alpha)
+
+
+@functools.lru_cache(maxsize=1024)
+def _client_data(
+    data: str, num_clients: int, method: str, seed: int, alpha: float, partition_id: int
+) -> ClientData:
+    mnist = load_mnist(data)
+    train, val = train_val_split(client_parts(data, num_clients, method, seed, alpha)[partition_id])
+    return ClientData(mnist.x_train[train], mnist.y_train[train], mnist.x_train[val], mnist.y_train[val])
+
+
+def client_data(cfg: RunConfig, partition_id: int) -> ClientData:
+    """A client's local data, sliced once per process."""
+    return _client_data(
+        cfg.data, cfg.num_clients, cfg.partition, cfg.seed, cfg.dirichlet_alpha, partition_id
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def local_model(name: str, seed: int) -> ProximalModel:
+    """The client-side model of this process, built and compiled once."""
+    return build_model(name, seed, proximal=True)
+
+
+@functools.lru_cache(maxsize=2)
+def global_model(name: str, seed: int) -> keras.Model:
+    """The server-side model: the shared initial weights, later the global ones."""
+    return build_model(name, seed)
+
+
+def reset_optimizer(model: keras.Model, learning_rate: float) -> None:
+    """Fresh Adam state for a new local fit, without rebuilding (no retrace)."""
+    for var in model.optimizer.variables:
+        if var is model.optimizer.learning_rate:
+            var.assign(learning_rate)
+        else:
+            var.assign(np.zeros(var.shape, dtype=var.dtype))
+
+
+def reseed(model: keras.Model, seed: int) -> None:
+    """Make a fit's shuffling and dropout depend on ``seed`` alone, not on history."""
+    keras.utils.set_random_seed(seed)
+    for layer in model.layers:
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            generator.state.assign(np.array([seed, 0], dtype=generator.state.dtype))
+
+
+def train(
+    model: ProximalModel,
+    data: ClientData,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    proximal_mu: float,
+    seed: int,
+) -> dict[str, list[float]]:
+    """Local training from the weights already in ``model``; returns Keras' history."""
+    reset_optimizer(model, learning_rate)
+    model.anchor(proximal_mu)
+    reseed(model, seed)
+    validation = (data.x_val, data.y_val) if len(data.y_val) else None
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=validation,
+        shuffle=True,
+        verbose=0,
+    )
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (inference mode: no dropout, BatchNorm's moving statistics).
+
+    Renormalised in float64, since float32 softmax rows miss 1 by rounding.
+    """
+    probs = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float64)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def fit_seed(seed: int, server_round: int, partition_id: int) -> int:
+    """A distinct, reproducible seed for each client's fit in each round."""
+    return int(np.random.SeedSequence([seed, server_round, partition_id]).generate_state(1)[0])
