@@ -5,7 +5,7 @@
 Both aggregate with the NumPy kernels in `strategies.kernels`, after `strategies.checks`.
 """
 
-from . import checks, kernels
+from . import checks, kernels, message
 from .legacy import FedAvg, FedMedian, FedProx, FedWeightedAvg
 
-__all__ = ["FedAvg", "FedMedian", "FedProx", "FedWeightedAvg", "checks", "kernels"]
+__all__ = ["FedAvg", "FedMedian", "FedProx", "FedWeightedAvg", "checks", "kernels", "message"]
