@@ -162,7 +162,9 @@ def test_the_message_strategies_are_flowers_with_another_aggregation():
 
 def test_importing_strategies_needs_neither_tensorflow_nor_fl_sim():
     code = "import sys, strategies; print(sorted({'tensorflow', 'fl_sim'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]", result.stderr
 
 
