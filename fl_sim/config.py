@@ -40,7 +40,7 @@ class RunConfig:
     model: str = "mlp"
     seed: int = 42
     output: str = ""
-    client_cpus: float = 1.0
+    client_cpus: float = 2.0
     data: str = ""
 
     def __post_init__(self) -> None:

@@ -4,8 +4,11 @@ Both APIs hand over the same thing, lists of arrays with a weight each, so the c
 and the kernels are applied here once, whatever API the strategy speaks.
 """
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
+
+import numpy as np
 
 from . import kernels
 from .checks import check_update
@@ -48,15 +51,30 @@ def aggregate_valid(
     weights: Sequence[float],
     reference: NDArrays,
 ) -> Outcome:
-    """Aggregate with `kernel` the updates that pass `check_update` against `reference`."""
+    """Aggregate with `kernel` the updates that pass `check_update` against `reference`.
+
+    Replies arrive in whatever order the clients finish, and float sums depend on
+    order; visiting the updates in an order given by their content makes the
+    aggregate, and so a seeded run, the same whichever client finished first.
+    """
     used, rejected = [], []
-    for index, update in enumerate(updates):
+    for index in sorted(range(len(updates)), key=lambda i: _order_key(updates[i], weights[i])):
+        update = updates[index]
         reason = check_update(update, reference)
         if reason is None:
             used.append(index)
         else:
             rejected.append((index, reason))
+    rejected.sort()
     if not used:
         return Outcome(None, used, rejected)
     arrays = kernel([updates[i] for i in used], [weights[i] for i in used])
     return Outcome(arrays, used, rejected)
+
+
+def _order_key(update: NDArrays, weight: float) -> tuple[float, bytes]:
+    """A cheap content fingerprint: the weight and the bytes of the smallest array."""
+    if not update:
+        return (float(weight), b"")
+    smallest = min(update, key=lambda a: getattr(a, "size", 0))
+    return (float(weight), hashlib.blake2b(np.asarray(smallest).tobytes(), digest_size=16).digest())
