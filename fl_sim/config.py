@@ -29,7 +29,7 @@ class RunConfig:
 
     strategy: str = "fedavg"
     num_clients: int = 5
-    rounds: int = 5
+    rounds: int = 3
     local_epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -124,9 +124,7 @@ def _validate(cfg: RunConfig) -> None:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(
-            f"unknown {_flag(name)} '{value}' (choose from {', '.join(allowed)})"
-        )
+        raise ConfigError(f"unknown {_flag(name)} '{value}' (choose from {', '.join(allowed)})")
 
 
 def _flag(name: str) -> str:

@@ -84,9 +84,7 @@ class RunConsole:
         self.task = None
 
     def partition_table(self, counts: np.ndarray, title: str) -> None:
-        table = Table(
-            title=title, title_justify="left", box=box.SIMPLE_HEAD
-        )
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
         table.add_column("client", justify="right")
         for label in range(counts.shape[1]):
             table.add_column(str(label), justify="right")

@@ -33,7 +33,7 @@ class Recorder:
         return weighted_metrics_mean(_numeric(results))
 
     def evaluate_metrics(self, results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-        """Flower's ``evaluate_metrics_aggregation_fn``: keep the final reports, average the rest."""
+        """Flower's ``evaluate_metrics_aggregation_fn``: keep final reports, average the rest."""
         for _, metrics in results:
             if "classification_report" in metrics:
                 self.reports[int(metrics["partition_id"])] = str(metrics["classification_report"])

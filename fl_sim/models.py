@@ -23,7 +23,7 @@ class ProximalModel(keras.Model):
         if not hasattr(self, "_prox"):
             object.__setattr__(self, "_prox", _ProximalState(self.trainable_weights))
         self._prox.mu.assign(mu)
-        for anchor, weight in zip(self._prox.anchor, self.trainable_weights):
+        for anchor, weight in zip(self._prox.anchor, self.trainable_weights, strict=True):
             anchor.assign(weight)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -34,7 +34,8 @@ class ProximalModel(keras.Model):
         if not training or prox is None:
             return loss
         squared = [
-            ops.sum(ops.square(w - a)) for w, a in zip(self.trainable_weights, prox.anchor)
+            ops.sum(ops.square(w - a))
+            for w, a in zip(self.trainable_weights, prox.anchor, strict=True)
         ]
         return loss + prox.mu / 2.0 * ops.sum(ops.stack(squared))
 

@@ -84,8 +84,15 @@ def plot_client_curves(curves: list[dict[str, Any]], path: Path, title: str) -> 
                 ax.plot(xs, ys, marker=".", label=label)
         for x, rnd in starts:
             ax.axvline(x, color="grey", linestyle="--", linewidth=0.7)
-            ax.annotate(f"r{rnd}", (x, 1), xycoords=("data", "axes fraction"), fontsize=7,
-                        ha="left", va="top", color="grey")
+            ax.annotate(
+                f"r{rnd}",
+                (x, 1),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                ha="left",
+                va="top",
+                color="grey",
+            )
         ax.set(xlabel="local epoch (all rounds)", ylabel=metric, title=metric)
         ax.grid(alpha=0.3)
         ax.legend()

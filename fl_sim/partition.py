@@ -90,7 +90,9 @@ def shards(labels: np.ndarray, num_clients: int, rng: np.random.Generator) -> li
     by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
     if num_shards >= len(classes):
         counts = _apportion(np.array([len(i) for i in by_class]), num_shards)
-        pieces = [p for idx, k in zip(by_class, counts) for p in np.array_split(idx, k)]
+        pieces = [
+            p for idx, k in zip(by_class, counts, strict=True) for p in np.array_split(idx, k)
+        ]
     else:
         pieces = np.array_split(np.concatenate(by_class), num_shards)
     order = rng.permutation(num_shards)

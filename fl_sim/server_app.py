@@ -155,7 +155,9 @@ def write_outputs(
     plot_confusion(test.y_test, np.argmax(probs, axis=1), out / "confusion_matrix.png", title)
     plot_global_curves(rounds, out / "curves.png", title)
     for pid, curves in recorder.curves.items():
-        plot_client_curves(curves, out / "clients" / f"client_{pid}" / "curves.png", f"client {pid}")
+        plot_client_curves(
+            curves, out / "clients" / f"client_{pid}" / "curves.png", f"client {pid}"
+        )
     for pid, text in recorder.reports.items():
         write_text(out / "clients" / f"client_{pid}" / "classification_report.txt", text)
 

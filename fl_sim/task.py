@@ -51,7 +51,9 @@ def _client_data(
 ) -> ClientData:
     mnist = load_mnist(data)
     train, val = train_val_split(client_parts(data, num_clients, method, seed, alpha)[partition_id])
-    return ClientData(mnist.x_train[train], mnist.y_train[train], mnist.x_train[val], mnist.y_train[val])
+    return ClientData(
+        mnist.x_train[train], mnist.y_train[train], mnist.x_train[val], mnist.y_train[val]
+    )
 
 
 def client_data(cfg: RunConfig, partition_id: int) -> ClientData:

@@ -17,12 +17,27 @@ def test_defaults_are_valid_and_match_the_cli():
 
 def test_cli_flags_fill_the_same_fields_as_flwr_run_keys():
     from_cli = parse_config(
-        ["--strategy", "fedprox", "--proximal-mu", "0.1", "--local-epochs", "2",
-         "--partition", "dirichlet", "--alpha", "0.1"]
+        [
+            "--strategy",
+            "fedprox",
+            "--proximal-mu",
+            "0.1",
+            "--local-epochs",
+            "2",
+            "--partition",
+            "dirichlet",
+            "--alpha",
+            "0.1",
+        ]
     )
     from_toml = RunConfig.from_run_config(
-        {"strategy": "fedprox", "proximal-mu": 0.1, "local-epochs": 2,
-         "partition": "dirichlet", "alpha": 0.1}
+        {
+            "strategy": "fedprox",
+            "proximal-mu": 0.1,
+            "local-epochs": 2,
+            "partition": "dirichlet",
+            "alpha": 0.1,
+        }
     )
     assert from_cli == from_toml
     assert from_cli.dirichlet_alpha == 0.1
@@ -88,7 +103,9 @@ def test_cli_error_as_a_user_sees_it(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     result = subprocess.run(
         [sys.executable, "-m", "fl_sim.run", "--data", str(bad)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]

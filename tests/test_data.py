@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import write_idx, write_slice
+
 from fl_sim.data import IDX_FILES, DataError, bundled_path, load_mnist
 
 
 def test_bundled_copy_is_full_mnist_scaled_once():
     data = load_mnist()
     assert data.x_train.shape == (60000, 28, 28) and data.x_test.shape == (10000, 28, 28)
-    assert data.x_train.dtype == np.float32 and 0.0 <= data.x_train.min() < data.x_train.max() <= 1.0
+    assert (
+        data.x_train.dtype == np.float32 and 0.0 <= data.x_train.min() < data.x_train.max() <= 1.0
+    )
     assert round(float(data.x_train.mean()), 4) == 0.1307
     assert np.bincount(data.y_train).tolist() == [
-        5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
     ]
     assert load_mnist("") is data, "a process must load the file only once"
 
@@ -65,8 +76,13 @@ def test_npz_of_objects_is_refused_not_unpickled(tmp_path):
 
 def test_wrong_image_shape_is_named(raw_mnist, tmp_path):
     path = tmp_path / "shape.npz"
-    np.savez(path, x_train=np.zeros((5, 32, 32), np.uint8), y_train=np.zeros(5, np.uint8),
-             x_test=raw_mnist["x_test"][:5], y_test=raw_mnist["y_test"][:5])
+    np.savez(
+        path,
+        x_train=np.zeros((5, 32, 32), np.uint8),
+        y_train=np.zeros(5, np.uint8),
+        x_test=raw_mnist["x_test"][:5],
+        y_test=raw_mnist["y_test"][:5],
+    )
     with pytest.raises(DataError, match="shape.npz.*x_train"):
         load_mnist(path)
 

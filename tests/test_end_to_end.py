@@ -24,9 +24,24 @@ OUTPUTS = [
 def test_run_trains_and_writes_every_output(small_npz, tmp_path, strategy):
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "fl_sim.run", "--strategy", strategy, "--num-clients", "3",
-         "--rounds", "2", "--data", small_npz, "--output", str(out)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "fl_sim.run",
+            "--strategy",
+            strategy,
+            "--num-clients",
+            "3",
+            "--rounds",
+            "2",
+            "--data",
+            small_npz,
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "round   2" in result.stdout and "Traceback" not in result.stderr
@@ -34,7 +49,10 @@ def test_run_trains_and_writes_every_output(small_npz, tmp_path, strategy):
         assert (out / name).stat().st_size > 0, name
     for pid in range(3):
         assert (out / "clients" / f"client_{pid}" / "curves.png").exists()
-        assert "macro avg" in (out / "clients" / f"client_{pid}" / "classification_report.txt").read_text()
+        assert (
+            "macro avg"
+            in (out / "clients" / f"client_{pid}" / "classification_report.txt").read_text()
+        )
     rounds = json.loads((out / "history.json").read_text())["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert rounds[2]["test"]["accuracy"] > rounds[0]["test"]["accuracy"] + 0.3

@@ -10,8 +10,9 @@ from fl_sim.models import build_model
 from fl_sim.task import ClientData, train
 
 DATA = load_mnist()
-SLICE = ClientData(DATA.x_train[:1024], DATA.y_train[:1024], DATA.x_train[1024:1124],
-                   DATA.y_train[1024:1124])
+SLICE = ClientData(
+    DATA.x_train[:1024], DATA.y_train[:1024], DATA.x_train[1024:1124], DATA.y_train[1024:1124]
+)
 
 
 @pytest.mark.parametrize("name, params", [("mlp", 236_682), ("cnn", 1_663_370)])
@@ -24,13 +25,15 @@ def test_proximal_model_has_the_same_weights_as_the_plain_one():
     plain, prox = build_model("mlp", 5), build_model("mlp", 5, proximal=True)
     prox.anchor(0.1)
     assert len(prox.get_weights()) == len(plain.get_weights()) == 14
-    assert all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), prox.get_weights()))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(plain.get_weights(), prox.get_weights(), strict=True)
+    )
 
 
 def test_seed_fixes_the_initial_model():
     a, b, c = (build_model("mlp", s).get_weights() for s in (7, 7, 8))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def _train(mu: float, proximal: bool = True) -> tuple[list, list]:
@@ -43,8 +46,15 @@ def _train(mu: float, proximal: bool = True) -> tuple[list, list]:
 
         reset_optimizer(model, 1e-3)
         reseed(model, 11)
-        model.fit(SLICE.x_train, SLICE.y_train, batch_size=32, epochs=1, shuffle=True,
-                  validation_data=(SLICE.x_val, SLICE.y_val), verbose=0)
+        model.fit(
+            SLICE.x_train,
+            SLICE.y_train,
+            batch_size=32,
+            epochs=1,
+            shuffle=True,
+            validation_data=(SLICE.x_val, SLICE.y_val),
+            verbose=0,
+        )
     return before, [w.numpy() for w in model.trainable_weights]
 
 
@@ -58,8 +68,11 @@ def test_mu_zero_trains_exactly_like_plain_keras():
 def test_large_mu_keeps_weights_near_the_global_model():
     start, free = _train(0.0)
     _, held = _train(1e4)
-    drift = lambda after: max(float(np.abs(a - b).max()) for a, b in zip(start, after))  # noqa: E731
-    assert drift(held) < 0.1 * drift(free)
+    assert _drift(start, held) < 0.1 * _drift(start, free)
+
+
+def _drift(before, after) -> float:
+    return max(float(np.abs(a - b).max()) for a, b in zip(before, after, strict=True))
 
 
 def test_local_fit_depends_on_its_seed_alone():

@@ -48,8 +48,9 @@ def _mean_label_entropy(parts):
 
 def test_dirichlet_skew_grows_as_alpha_falls():
     entropies = [
-        np.mean([_mean_label_entropy(partition(LABELS, 10, "dirichlet", s, alpha=a))
-                 for s in range(3)])
+        np.mean(
+            [_mean_label_entropy(partition(LABELS, 10, "dirichlet", s, alpha=a)) for s in range(3)]
+        )
         for a in (100.0, 1.0, 0.1)
     ]
     assert entropies[0] > entropies[1] > entropies[2]
