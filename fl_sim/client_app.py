@@ -8,6 +8,7 @@ from flwr.app import Context
 from flwr.client import Client, ClientApp, NumPyClient
 
 from fl_sim.config import RunConfig
+from fl_sim.federation import partition_id
 from fl_sim.metrics import classification_metrics, report
 from fl_sim.task import client_data, fit_seed, local_model, predict, train
 
@@ -65,7 +66,7 @@ def make_client_app(cfg: RunConfig | None = None) -> ClientApp:
 
     def client_fn(context: Context) -> Client:
         run_cfg = cfg or RunConfig.from_run_config(context.run_config)
-        return FlowerClient(run_cfg, int(context.node_config["partition-id"])).to_client()
+        return FlowerClient(run_cfg, partition_id(context.node_config, run_cfg)).to_client()
 
     return ClientApp(client_fn=client_fn)
 

@@ -43,19 +43,22 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but errors are one line (no usage dump) with exit code 2."""
 
     def error(self, message: str) -> None:
-        self.exit(2, f"fl-sim: error: {message}\n")
+        self.exit(2, error_line(message) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """One flag per RunConfig field, with the field's default and type."""
+    """One flag per RunConfig field, with the field's default.
+
+    Values are left as strings: :meth:`RunConfig.from_run_config` converts and
+    checks them, as it does ``flwr run``'s keys, so a bad value gets one message.
+    """
     parser = _Parser(prog="python -m fl_sim.run", description=__doc__.split("\n")[0])
     for field in dataclasses.fields(RunConfig):
-        kind = float if field.name == "alpha" else type(field.default)
+        choices = CHOICES.get(field.name)
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
-            type=kind,
             default=field.default,
-            choices=CHOICES.get(field.name),
+            metavar="{" + ",".join(choices) + "}" if choices else None,
             help=HELP[field.name] + (f" (default: {field.default})" if field.default else ""),
         )
     return parser
@@ -63,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
     """The validated config for a command line; raises ConfigError."""
-    return RunConfig(**vars(build_parser().parse_args(argv)))
+    flags = vars(build_parser().parse_args(argv))
+    return RunConfig.from_run_config({name.replace("_", "-"): v for name, v in flags.items()})
+
+
+def error_line(err: Exception) -> str:
+    """How a refused input is reported, by the CLI and by ``flwr run`` alike."""
+    return f"fl-sim: error: {err}"
 
 
 def check_inputs(cfg: RunConfig) -> RunConfig:
@@ -104,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet()
         cfg = check_inputs(cfg)
     except (ConfigError, DataError) as err:
-        print(f"fl-sim: error: {err}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
         return 2
     console = RunConsole()
     simulate(cfg, console)

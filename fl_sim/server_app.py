@@ -15,6 +15,8 @@ import strategies
 from fl_sim.config import RunConfig
 from fl_sim.console import RunConsole
 from fl_sim.data import load_mnist
+from fl_sim.federation import wait_for_nodes
+from fl_sim.flwr_run import config_from_context, errors_in_one_line
 from fl_sim.history import Recorder, rounds_table
 from fl_sim.metrics import classification_metrics, report
 from fl_sim.outputs import (
@@ -65,6 +67,8 @@ class RecordingServer(Server):
         self.cfg, self.out, self.recorder, self.console = cfg, out, recorder, console
 
     def fit(self, num_rounds: int, timeout: float | None) -> tuple[History, float]:
+        with errors_in_one_line():
+            wait_for_nodes(self.client_manager().num_available, self.cfg.num_clients)
         self.console.start(num_rounds)
         try:
             history, elapsed = super().fit(num_rounds, timeout)
@@ -166,7 +170,7 @@ def make_server_app(cfg: RunConfig | None = None, console: RunConsole | None = N
     """A ServerApp for ``cfg``, or reading the config from ``flwr run``'s run_config."""
 
     def server_fn(context: Context) -> ServerAppComponents:
-        return components(cfg or RunConfig.from_run_config(context.run_config), console)
+        return components(cfg or config_from_context(context), console)
 
     return ServerApp(server_fn=server_fn)
 
