@@ -85,8 +85,13 @@ class Deployment:
             self.start_node(i)
         wait_online(self.nodes)
 
-    def start_node(self, i: int, key: Path | None = None) -> subprocess.Popen:
-        """SuperNode ``i`` with partition ``i``, authenticated by ``key`` (its own by default)."""
+    def start_node(
+        self, i: int, key: Path | None = None, port: int | None = None
+    ) -> subprocess.Popen:
+        """SuperNode ``i`` with partition ``i``, authenticated by ``key`` (its own by default).
+
+        Its API for its ClientApps listens on ``port`` (``node_port + i`` by default).
+        """
         command = [
             "flower-supernode",
             "--superlink",
@@ -96,7 +101,7 @@ class Deployment:
             "--host",
             LOOPBACK,
             "--port",
-            str(self.node_port + i),
+            str(port or self.node_port + i),
         ]
         if self.insecure:
             command.append("--insecure")
@@ -108,9 +113,10 @@ class Deployment:
         return self._start(command, name)
 
     def close(self) -> None:
-        """Stop every process started, SuperNodes first."""
-        while self.processes:
-            stop(self.processes.pop())
+        """Stop every process started and still running, the SuperLink last."""
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                stop(proc)
 
     def _prepare_keys(self) -> None:
         """Make the CA, certificate and node keys that are not there yet."""
