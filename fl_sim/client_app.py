@@ -1,13 +1,19 @@
-"""The ClientApp: a NumPyClient wrapping the Keras model on one client's shard."""
+"""The ClientApp: a NumPyClient wrapping the Keras model on one client's shard.
+
+One ClientApp answers both Flower APIs: legacy messages (sent by a
+``flwr.server.strategy`` server) go to the NumPyClient, Message-API ones (sent by
+``flwr.serverapp.strategy``) to thin wrappers around the same ``fit``/``evaluate``.
+"""
 
 from __future__ import annotations
 
 import json
 
-from flwr.app import Context
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.client import Client, ClientApp, NumPyClient
 
 from fl_sim.config import RunConfig
+from fl_sim.history import TEXT_KEYS, TEXTS
 from fl_sim.metrics import classification_metrics, report
 from fl_sim.task import client_data, fit_seed, local_model, predict, train
 
@@ -28,7 +34,7 @@ class FlowerClient(NumPyClient):
         """Train from the global weights with the round's hyper-parameters.
 
         Besides the weights, returns the per-epoch curves (as JSON, since Flower
-        metrics are scalars) so the server can draw each client's learning curve.
+        metrics are numbers) so the server can draw each client's learning curve.
         """
         self.model.set_weights(parameters)
         server_round = int(config["server_round"])
@@ -50,7 +56,7 @@ class FlowerClient(NumPyClient):
         return self.model.get_weights(), len(self.data.y_train), metrics
 
     def evaluate(self, parameters, config):
-        """Validate the global model on the local split; the final round adds sklearn's report."""
+        """Validate the global model locally; the final round adds sklearn's report."""
         self.model.set_weights(parameters)
         probs = predict(self.model, self.data.x_val)
         scores = classification_metrics(self.data.y_val, probs)
@@ -60,14 +66,56 @@ class FlowerClient(NumPyClient):
         return scores["loss"], len(self.data.y_val), metrics
 
 
+def _message_reply(msg: Message, arrays: list | None, n: int, metrics: dict) -> Message:
+    """Numbers go in the MetricRecord Flower aggregates, texts in a ConfigRecord beside it."""
+    content = RecordDict()
+    if arrays is not None:
+        content["arrays"] = ArrayRecord(arrays)
+    numbers = {k: v for k, v in metrics.items() if k not in TEXT_KEYS}
+    content["metrics"] = MetricRecord({**numbers, "num-examples": n})
+    content[TEXTS] = ConfigRecord({k: v for k, v in metrics.items() if k in TEXT_KEYS})
+    return Message(content, reply_to=msg)
+
+
+def _message_config(msg: Message) -> dict:
+    """The Message API's config, spelled as the NumPyClient reads it."""
+    config = dict(msg.content["config"])
+    config["server_round"] = config.get("server-round", 0)
+    config["proximal_mu"] = config.get("proximal-mu", 0.0)
+    return config
+
+
 def make_client_app(cfg: RunConfig | None = None) -> ClientApp:
     """A ClientApp for ``cfg``, or reading the config from ``flwr run``'s run_config."""
 
-    def client_fn(context: Context) -> Client:
+    def client_for(context: Context) -> FlowerClient:
         run_cfg = cfg or RunConfig.from_run_config(context.run_config)
-        return FlowerClient(run_cfg, int(context.node_config["partition-id"])).to_client()
+        return FlowerClient(run_cfg, int(context.node_config["partition-id"]))
 
-    return ClientApp(client_fn=client_fn)
+    def client_fn(context: Context) -> Client:
+        return client_for(context).to_client()
+
+    legacy = ClientApp(client_fn=client_fn)
+    app = ClientApp()
+
+    @app.train()
+    def train_message(msg: Message, context: Context) -> Message:
+        if "arrays" not in msg.content.array_records:
+            return legacy(msg, context)
+        weights = msg.content["arrays"].to_numpy_ndarrays()
+        new, n, metrics = client_for(context).fit(weights, _message_config(msg))
+        return _message_reply(msg, new, n, metrics)
+
+    @app.evaluate()
+    def evaluate_message(msg: Message, context: Context) -> Message:
+        if "arrays" not in msg.content.array_records:
+            return legacy(msg, context)
+        client, config = client_for(context), _message_config(msg)
+        config["final"] = config["server_round"] == client.cfg.rounds
+        _, n, metrics = client.evaluate(msg.content["arrays"].to_numpy_ndarrays(), config)
+        return _message_reply(msg, None, n, metrics)
+
+    return app
 
 
 app = make_client_app()

@@ -16,6 +16,7 @@ from typing import Any
 STRATEGIES = ("fedavg", "fedweightedavg", "fedmedian", "fedprox")
 PARTITIONS = ("iid", "dirichlet", "shards")
 MODELS = ("mlp", "cnn")
+APIS = ("legacy", "message")
 DEFAULT_ALPHA = 0.5
 
 
@@ -42,6 +43,7 @@ class RunConfig:
     output: str = ""
     client_cpus: float = 2.0
     data: str = ""
+    api: str = "legacy"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -100,6 +102,7 @@ def _validate(cfg: RunConfig) -> None:
     _choice("strategy", cfg.strategy, STRATEGIES)
     _choice("partition", cfg.partition, PARTITIONS)
     _choice("model", cfg.model, MODELS)
+    _choice("api", cfg.api, APIS)
     for name in ("num_clients", "rounds", "local_epochs", "batch_size"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{_flag(name)} must be at least 1, got {getattr(cfg, name)}")

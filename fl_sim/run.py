@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fl_sim.config import MODELS, PARTITIONS, STRATEGIES, ConfigError, RunConfig
+from fl_sim.config import APIS, MODELS, PARTITIONS, STRATEGIES, ConfigError, RunConfig
 from fl_sim.console import RunConsole, quiet
 from fl_sim.data import DataError
 
@@ -35,8 +35,9 @@ HELP = {
     "output": "output folder (default runs/<time>-<strategy>/)",
     "client_cpus": "CPUs Ray reserves per client; fewer means more clients in parallel",
     "data": "MNIST as a Keras-layout .npz or a folder of IDX files (default: bundled copy)",
+    "api": "Flower API: legacy (NumPyClient, flwr.server.strategy) or message (flwr.serverapp)",
 }
-CHOICES = {"strategy": STRATEGIES, "partition": PARTITIONS, "model": MODELS}
+CHOICES = {"strategy": STRATEGIES, "partition": PARTITIONS, "model": MODELS, "api": APIS}
 
 
 class _Parser(argparse.ArgumentParser):

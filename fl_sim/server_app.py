@@ -6,16 +6,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Context
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common import NDArrays, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
-from flwr.server import History, Server, ServerApp, ServerAppComponents, ServerConfig
+from flwr.server import History, Server, ServerAppComponents, ServerConfig
 from flwr.server.client_manager import SimpleClientManager
+from flwr.serverapp import Grid, ServerApp
 
 import strategies
 from fl_sim.config import RunConfig
 from fl_sim.console import RunConsole
 from fl_sim.data import load_mnist
-from fl_sim.history import Recorder, rounds_table
+from fl_sim.history import Recorder, legacy_rounds, message_rounds
 from fl_sim.metrics import classification_metrics, report
 from fl_sim.outputs import (
     output_dir,
@@ -33,6 +34,12 @@ STRATEGIES = {
     "fedweightedavg": strategies.FedWeightedAvg,
     "fedmedian": strategies.FedMedian,
     "fedprox": strategies.FedProx,
+}
+MESSAGE_STRATEGIES = {
+    "fedavg": strategies.message.FedAvg,
+    "fedweightedavg": strategies.message.FedWeightedAvg,
+    "fedmedian": strategies.message.FedMedian,
+    "fedprox": strategies.message.FedProx,
 }
 
 
@@ -70,24 +77,23 @@ class RecordingServer(Server):
             history, elapsed = super().fit(num_rounds, timeout)
         finally:
             self.console.stop()
-        write_outputs(
-            self.cfg, self.out, history, parameters_to_ndarrays(self.parameters), self.recorder
-        )
+        final = parameters_to_ndarrays(self.parameters)
+        write_outputs(self.cfg, self.out, legacy_rounds(history), final, self.recorder)
         return history, elapsed
 
 
+def hyperparameters(cfg: RunConfig) -> dict[str, Scalar]:
+    """The local training settings every sampled client receives."""
+    return {
+        "local_epochs": cfg.local_epochs,
+        "batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+    }
+
+
 def fit_config(cfg: RunConfig):
-    """Per-round hyper-parameters sent to every sampled client."""
-
-    def on_fit_config(server_round: int) -> dict[str, Scalar]:
-        return {
-            "server_round": server_round,
-            "local_epochs": cfg.local_epochs,
-            "batch_size": cfg.batch_size,
-            "learning_rate": cfg.learning_rate,
-        }
-
-    return on_fit_config
+    """Legacy ``on_fit_config_fn``: the hyper-parameters and the round number."""
+    return lambda server_round: {"server_round": server_round, **hyperparameters(cfg)}
 
 
 def evaluate_config(cfg: RunConfig):
@@ -108,8 +114,8 @@ def make_strategy(cfg: RunConfig, initial: NDArrays, recorder: Recorder, evaluat
         evaluate_fn=evaluate_fn,
         on_fit_config_fn=fit_config(cfg),
         on_evaluate_config_fn=evaluate_config(cfg),
-        fit_metrics_aggregation_fn=recorder.fit_metrics,
-        evaluate_metrics_aggregation_fn=recorder.evaluate_metrics,
+        fit_metrics_aggregation_fn=recorder.metrics,
+        evaluate_metrics_aggregation_fn=recorder.metrics,
         accept_failures=True,
         **extra,
     )
@@ -126,9 +132,8 @@ def prepare_run(cfg: RunConfig, console: RunConsole) -> Path:
     return out
 
 
-def components(cfg: RunConfig, console: RunConsole | None = None) -> ServerAppComponents:
+def legacy_components(cfg: RunConfig, console: RunConsole) -> ServerAppComponents:
     """Everything the legacy ServerApp needs for one run of ``cfg``."""
-    console = console or RunConsole()
     out = prepare_run(cfg, console)
     recorder = Recorder()
     initial = global_model(cfg.model, cfg.seed).get_weights()
@@ -139,11 +144,46 @@ def components(cfg: RunConfig, console: RunConsole | None = None) -> ServerAppCo
     )
 
 
+def run_message_api(grid: Grid, cfg: RunConfig, console: RunConsole) -> None:
+    """The same run with the Message-API twin of the configured strategy."""
+    out = prepare_run(cfg, console)
+    recorder = Recorder()
+    evaluator = TestSetEvaluator(cfg, console)
+    extra = {"proximal_mu": cfg.proximal_mu} if cfg.strategy == "fedprox" else {}
+    strategy = MESSAGE_STRATEGIES[cfg.strategy](
+        fraction_train=cfg.fraction_fit,
+        fraction_evaluate=1.0,
+        min_train_nodes=1,
+        min_evaluate_nodes=1,
+        min_available_nodes=cfg.num_clients,
+        train_metrics_aggr_fn=recorder.records,
+        evaluate_metrics_aggr_fn=recorder.records,
+        **extra,
+    )
+    console.start(cfg.rounds)
+    try:
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(global_model(cfg.model, cfg.seed).get_weights()),
+            num_rounds=cfg.rounds,
+            train_config=ConfigRecord(hyperparameters(cfg)),
+            evaluate_fn=lambda rnd, arrays: _metric_record(
+                *evaluator(rnd, arrays.to_numpy_ndarrays(), {})
+            ),
+        )
+    finally:
+        console.stop()
+    write_outputs(cfg, out, message_rounds(result), result.arrays.to_numpy_ndarrays(), recorder)
+
+
+def _metric_record(loss: float, metrics: dict[str, Scalar]) -> MetricRecord:
+    return MetricRecord({"loss": loss, **metrics})
+
+
 def write_outputs(
-    cfg: RunConfig, out: Path, history: History, final: NDArrays, recorder: Recorder
+    cfg: RunConfig, out: Path, rounds: list[dict], final: NDArrays, recorder: Recorder
 ) -> None:
     """history.json, model.keras, the test report, plots and each client's folder."""
-    rounds = rounds_table(history)
     write_json(out / "history.json", {"rounds": rounds})
     model = global_model(cfg.model, cfg.seed)
     model.set_weights(final)
@@ -163,12 +203,23 @@ def write_outputs(
 
 
 def make_server_app(cfg: RunConfig | None = None, console: RunConsole | None = None) -> ServerApp:
-    """A ServerApp for ``cfg``, or reading the config from ``flwr run``'s run_config."""
+    """A ServerApp for ``cfg``, or reading the config from ``flwr run``'s run_config.
 
-    def server_fn(context: Context) -> ServerAppComponents:
-        return components(cfg or RunConfig.from_run_config(context.run_config), console)
+    ``api`` picks the Flower API the server speaks; the ClientApp answers both.
+    """
+    app = ServerApp()
 
-    return ServerApp(server_fn=server_fn)
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_cfg = cfg or RunConfig.from_run_config(context.run_config)
+        run_console = console or RunConsole()
+        if run_cfg.api == "message":
+            run_message_api(grid, run_cfg, run_console)
+        else:
+            legacy = ServerApp(server_fn=lambda _: legacy_components(run_cfg, run_console))
+            legacy(grid, context)
+
+    return app
 
 
 app = make_server_app()
