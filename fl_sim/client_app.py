@@ -15,7 +15,15 @@ from flwr.client import Client, ClientApp, NumPyClient
 from fl_sim.config import RunConfig
 from fl_sim.history import TEXT_KEYS, TEXTS
 from fl_sim.metrics import classification_metrics, report
-from fl_sim.task import client_data, fit_seed, local_model, predict, train
+from fl_sim.task import (
+    SimulatedFailure,
+    client_data,
+    fails,
+    fit_seed,
+    local_model,
+    predict,
+    train,
+)
 
 
 class FlowerClient(NumPyClient):
@@ -36,8 +44,10 @@ class FlowerClient(NumPyClient):
         Besides the weights, returns the per-epoch curves (as JSON, since Flower
         metrics are numbers) so the server can draw each client's learning curve.
         """
-        self.model.set_weights(parameters)
         server_round = int(config["server_round"])
+        if fails(self.cfg.seed, server_round, self.partition_id, self.cfg.fail_rate):
+            raise SimulatedFailure(f"client {self.partition_id} crashed in round {server_round}")
+        self.model.set_weights(parameters)
         history = train(
             self.model,
             self.data,

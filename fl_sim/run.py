@@ -36,6 +36,9 @@ HELP = {
     "client_cpus": "CPUs Ray reserves per client; fewer means more clients in parallel",
     "data": "MNIST as a Keras-layout .npz or a folder of IDX files (default: bundled copy)",
     "api": "Flower API: legacy (NumPyClient, flwr.server.strategy) or message (flwr.serverapp)",
+    "fail_rate": "probability that a sampled client crashes during fit (seeded), in [0, 1)",
+    "resume": "continue the interrupted run in this folder from its last complete round",
+    "overwrite": "replace the contents of a non-empty --output folder",
 }
 CHOICES = {"strategy": STRATEGIES, "partition": PARTITIONS, "model": MODELS, "api": APIS}
 
@@ -48,32 +51,48 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """One flag per RunConfig field, with the field's default and type."""
+    """One flag per RunConfig field, with the field's type; absent flags stay absent."""
     parser = _Parser(prog="python -m fl_sim.run", description=__doc__.split("\n")[0])
     for field in dataclasses.fields(RunConfig):
-        kind = float if field.name == "alpha" else type(field.default)
+        flag = "--" + field.name.replace("_", "-")
+        shown = f" (default: {field.default})" if field.default else ""
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS,
+                                help=HELP[field.name])  # fmt: skip
+            continue
         parser.add_argument(
-            "--" + field.name.replace("_", "-"),
-            type=kind,
-            default=field.default,
+            flag,
+            type=float if field.name == "alpha" else type(field.default),
+            default=argparse.SUPPRESS,
             choices=CHOICES.get(field.name),
-            help=HELP[field.name] + (f" (default: {field.default})" if field.default else ""),
+            help=HELP[field.name] + shown,
         )
     return parser
 
 
 def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
-    """The validated config for a command line; raises ConfigError."""
-    return RunConfig(**vars(build_parser().parse_args(argv)))
+    """The validated config for a command line; raises ConfigError.
+
+    With ``--resume DIR`` the saved run's config is the base and the flags given
+    must agree with it; otherwise RunConfig's defaults are.
+    """
+    given = vars(build_parser().parse_args(argv))
+    if "resume" not in given:
+        return RunConfig(**given)
+    from fl_sim.outputs import saved_config
+
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    saved = {k: v for k, v in saved_config(given["resume"]).items() if k in known}
+    return RunConfig(**{**saved, "output": "", **given})
 
 
 def check_inputs(cfg: RunConfig) -> RunConfig:
-    """Refuse what only the data can reveal, and fix the output folder's name."""
-    from fl_sim.outputs import output_dir
+    """Refuse what only the data or the output folder can reveal; fix the folder's name."""
+    from fl_sim.outputs import claim_output
     from fl_sim.task import partition_of
 
     partition_of(cfg)
-    return cfg.replace(output=str(output_dir(cfg)))
+    return cfg.replace(output=str(claim_output(cfg)))
 
 
 def simulate(cfg: RunConfig, console: RunConsole) -> None:

@@ -13,13 +13,14 @@ from flwr.server.client_manager import SimpleClientManager
 from flwr.serverapp import Grid, ServerApp
 
 import strategies
+from fl_sim import checkpoint
 from fl_sim.config import RunConfig
 from fl_sim.console import RunConsole
 from fl_sim.data import load_mnist
 from fl_sim.history import Recorder, legacy_rounds, message_rounds
 from fl_sim.metrics import classification_metrics, report
 from fl_sim.outputs import (
-    output_dir,
+    claim_output,
     plot_client_curves,
     plot_confusion,
     plot_global_curves,
@@ -50,6 +51,7 @@ class TestSetEvaluator:
         self.model = global_model(cfg.model, cfg.seed)
         self.test = load_mnist(cfg.data)
         self.console = console
+        self.strategy = None  # set once built, to show its update counts
         self.last = time.perf_counter()
 
     def __call__(
@@ -59,27 +61,69 @@ class TestSetEvaluator:
         scores = classification_metrics(self.test.y_test, predict(self.model, self.test.x_test))
         now = time.perf_counter()
         seconds, self.last = now - self.last, now
-        self.console.round_line(server_round, scores, seconds)
+        counts = self.strategy.last_counts if self.strategy and server_round else {}
+        self.console.round_line(server_round, scores, seconds, counts)
         loss = scores.pop("loss")
         return loss, {**scores, "seconds": seconds}
 
 
 class RecordingServer(Server):
-    """Flower's legacy server, writing the run's outputs once the last round is done."""
+    """Flower's legacy server loop, with a checkpoint after every round and a resume.
 
-    def __init__(self, cfg: RunConfig, out: Path, strategy, recorder: Recorder, console) -> None:
+    Flower's ``Server.fit`` always starts at round 1; this loop is the same one
+    (train, evaluate centrally, evaluate on the clients) started after the last
+    checkpointed round, and it writes the run's outputs at the end.
+    """
+
+    def __init__(
+        self, cfg: RunConfig, out: Path, strategy, recorder: Recorder, console: RunConsole
+    ) -> None:
         super().__init__(client_manager=SimpleClientManager(), strategy=strategy)
         self.cfg, self.out, self.recorder, self.console = cfg, out, recorder, console
 
     def fit(self, num_rounds: int, timeout: float | None) -> tuple[History, float]:
-        self.console.start(num_rounds)
+        start = time.perf_counter()
+        saved = checkpoint.load(self.out) if self.cfg.resume else None
+        self.console.start(num_rounds, done=saved.round if saved else 0)
         try:
-            history, elapsed = super().fit(num_rounds, timeout)
+            history = self._rounds(num_rounds, timeout, saved)
         finally:
             self.console.stop()
         final = parameters_to_ndarrays(self.parameters)
         write_outputs(self.cfg, self.out, legacy_rounds(history), final, self.recorder)
-        return history, elapsed
+        return history, time.perf_counter() - start
+
+    def _rounds(
+        self, num_rounds: int, timeout: float | None, saved: checkpoint.Checkpoint | None
+    ) -> History:
+        if saved:
+            history, first = saved.history, saved.round + 1
+            self.parameters = ndarrays_to_parameters(saved.weights)
+            self.recorder.curves.update(saved.curves)
+        else:
+            history, first = History(), 1
+            self.parameters = self._get_initial_parameters(server_round=0, timeout=timeout)
+            self._evaluate_centrally(0, history)
+        for server_round in range(first, num_rounds + 1):
+            fitted = self.fit_round(server_round=server_round, timeout=timeout)
+            if fitted is not None:
+                self.parameters, metrics, _ = fitted
+                history.add_metrics_distributed_fit(server_round=server_round, metrics=metrics)
+            self._evaluate_centrally(server_round, history)
+            evaluated = self.evaluate_round(server_round=server_round, timeout=timeout)
+            if evaluated is not None and evaluated[0] is not None:
+                history.add_loss_distributed(server_round=server_round, loss=evaluated[0])
+                history.add_metrics_distributed(server_round=server_round, metrics=evaluated[1])
+            weights = parameters_to_ndarrays(self.parameters)
+            state = checkpoint.Checkpoint(server_round, weights, history, self.recorder.curves)
+            checkpoint.save(self.out, state)
+        return history
+
+    def _evaluate_centrally(self, server_round: int, history: History) -> None:
+        result = self.strategy.evaluate(server_round, parameters=self.parameters)
+        if result is not None:
+            history.add_loss_centralized(server_round=server_round, loss=result[0])
+            history.add_metrics_centralized(server_round=server_round, metrics=result[1])
 
 
 def hyperparameters(cfg: RunConfig) -> dict[str, Scalar]:
@@ -123,7 +167,7 @@ def make_strategy(cfg: RunConfig, initial: NDArrays, recorder: Recorder, evaluat
 
 def prepare_run(cfg: RunConfig, console: RunConsole) -> Path:
     """Create the output folder with the config and the partition, and show the partition."""
-    out = output_dir(cfg)
+    out = claim_output(cfg)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
     counts = label_counts(load_mnist(cfg.data).y_train, partition_of(cfg))
@@ -137,7 +181,8 @@ def legacy_components(cfg: RunConfig, console: RunConsole) -> ServerAppComponent
     out = prepare_run(cfg, console)
     recorder = Recorder()
     initial = global_model(cfg.model, cfg.seed).get_weights()
-    strategy = make_strategy(cfg, initial, recorder, TestSetEvaluator(cfg, console))
+    evaluator = TestSetEvaluator(cfg, console)
+    strategy = evaluator.strategy = make_strategy(cfg, initial, recorder, evaluator)
     return ServerAppComponents(
         server=RecordingServer(cfg, out, strategy, recorder, console),
         config=ServerConfig(num_rounds=cfg.rounds),
@@ -150,7 +195,7 @@ def run_message_api(grid: Grid, cfg: RunConfig, console: RunConsole) -> None:
     recorder = Recorder()
     evaluator = TestSetEvaluator(cfg, console)
     extra = {"proximal_mu": cfg.proximal_mu} if cfg.strategy == "fedprox" else {}
-    strategy = MESSAGE_STRATEGIES[cfg.strategy](
+    strategy = evaluator.strategy = MESSAGE_STRATEGIES[cfg.strategy](
         fraction_train=cfg.fraction_fit,
         fraction_evaluate=1.0,
         min_train_nodes=1,
