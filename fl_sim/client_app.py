@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.client import Client, ClientApp, NumPyClient
+from flwr.client import ClientApp, NumPyClient
 
 from fl_sim.config import RunConfig
 from fl_sim.history import TEXT_KEYS, TEXTS
@@ -37,6 +37,10 @@ class FlowerClient(NumPyClient):
 
     def get_parameters(self, config):
         return self.model.get_weights()
+
+    def get_properties(self, config):
+        """The partition id, which the server samples by (node ids change every run)."""
+        return {"partition_id": self.partition_id}
 
     def fit(self, parameters, config):
         """Train from the global weights with the round's hyper-parameters.
@@ -95,6 +99,23 @@ def _message_config(msg: Message) -> dict:
     return config
 
 
+class _BothApis(ClientApp):
+    """A ClientApp that hands Message-API messages to its own handlers, others to ``legacy``.
+
+    Message-API messages carry an ``arrays`` record; legacy ones (fit, evaluate,
+    get_properties, get_parameters) carry Flower's compat records instead.
+    """
+
+    def __init__(self, legacy: ClientApp) -> None:
+        super().__init__()
+        self.legacy = legacy
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        if "arrays" in message.content.array_records:
+            return super().__call__(message, context)
+        return self.legacy(message, context)
+
+
 def make_client_app(cfg: RunConfig | None = None) -> ClientApp:
     """A ClientApp for ``cfg``, or reading the config from ``flwr run``'s run_config."""
 
@@ -102,24 +123,16 @@ def make_client_app(cfg: RunConfig | None = None) -> ClientApp:
         run_cfg = cfg or RunConfig.from_run_config(context.run_config)
         return FlowerClient(run_cfg, int(context.node_config["partition-id"]))
 
-    def client_fn(context: Context) -> Client:
-        return client_for(context).to_client()
-
-    legacy = ClientApp(client_fn=client_fn)
-    app = ClientApp()
+    app = _BothApis(legacy=ClientApp(client_fn=lambda context: client_for(context).to_client()))
 
     @app.train()
     def train_message(msg: Message, context: Context) -> Message:
-        if "arrays" not in msg.content.array_records:
-            return legacy(msg, context)
         weights = msg.content["arrays"].to_numpy_ndarrays()
         new, n, metrics = client_for(context).fit(weights, _message_config(msg))
         return _message_reply(msg, new, n, metrics)
 
     @app.evaluate()
     def evaluate_message(msg: Message, context: Context) -> Message:
-        if "arrays" not in msg.content.array_records:
-            return legacy(msg, context)
         client, config = client_for(context), _message_config(msg)
         config["final"] = config["server_round"] == client.cfg.rounds
         _, n, metrics = client.evaluate(msg.content["arrays"].to_numpy_ndarrays(), config)

@@ -9,7 +9,6 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common import NDArrays, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import History, Server, ServerAppComponents, ServerConfig
-from flwr.server.client_manager import SimpleClientManager
 from flwr.serverapp import Grid, ServerApp
 
 import strategies
@@ -28,6 +27,7 @@ from fl_sim.outputs import (
     write_text,
 )
 from fl_sim.partition import label_counts
+from fl_sim.sampling import SeededClientManager
 from fl_sim.task import global_model, partition_of, predict
 
 STRATEGIES = {
@@ -78,7 +78,7 @@ class RecordingServer(Server):
     def __init__(
         self, cfg: RunConfig, out: Path, strategy, recorder: Recorder, console: RunConsole
     ) -> None:
-        super().__init__(client_manager=SimpleClientManager(), strategy=strategy)
+        super().__init__(client_manager=SeededClientManager(cfg.seed), strategy=strategy)
         self.cfg, self.out, self.recorder, self.console = cfg, out, recorder, console
 
     def fit(self, num_rounds: int, timeout: float | None) -> tuple[History, float]:
@@ -105,6 +105,7 @@ class RecordingServer(Server):
             self.parameters = self._get_initial_parameters(server_round=0, timeout=timeout)
             self._evaluate_centrally(0, history)
         for server_round in range(first, num_rounds + 1):
+            self.client_manager().server_round = server_round
             fitted = self.fit_round(server_round=server_round, timeout=timeout)
             if fitted is not None:
                 self.parameters, metrics, _ = fitted
