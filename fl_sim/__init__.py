@@ -1,0 +1,1 @@
+"""fl-sim: federated learning on MNIST with Flower, Keras and Ray."""

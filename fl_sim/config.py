@@ -11,12 +11,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 STRATEGIES = ("fedavg", "fedweightedavg", "fedmedian", "fedprox")
 PARTITIONS = ("iid", "dirichlet", "shards")
 MODELS = ("mlp", "cnn")
+APIS = ("legacy", "message")
 DEFAULT_ALPHA = 0.5
+# Fields that say how and where to run, not what: a resumed run may change them.
+RUN_CONTROL = ("output", "resume", "overwrite", "client_cpus")
 
 
 class ConfigError(ValueError):
@@ -42,6 +46,10 @@ class RunConfig:
     output: str = ""
     client_cpus: float = 2.0
     data: str = ""
+    api: str = "legacy"
+    fail_rate: float = 0.0
+    resume: str = ""
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -63,8 +71,8 @@ class RunConfig:
     def from_run_config(cls, run_config: Mapping[str, Any]) -> RunConfig:
         """Build from Flower's ``context.run_config`` (keys spelled with dashes).
 
-        Flower's TOML config cannot hold ``None``, so an empty string or a
-        negative alpha stand for "not set" there.
+        Flower's TOML config cannot hold ``None``, so ``alpha = ""`` stands for
+        "not set" there.
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
@@ -73,16 +81,16 @@ class RunConfig:
             if name not in fields:
                 raise ConfigError(f"unknown config key '{key}'")
             values[name] = value
-        if values.get("alpha") in ("", None) or (
-            isinstance(values.get("alpha"), (int, float)) and values["alpha"] < 0
-        ):
-            values.pop("alpha", None)
+        if values.get("alpha") == "":
+            values.pop("alpha")
         return cls(**{k: _coerce(k, v, fields[k].default) for k, v in values.items()})
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """Convert a TOML value to the field's type, refusing what does not fit."""
     kind = type(default) if default is not None else float
+    if kind is bool and isinstance(value, bool):
+        return value
     if kind is bool or isinstance(value, bool):
         raise ConfigError(f"{name.replace('_', '-')}={value!r} is not a valid value")
     try:
@@ -100,6 +108,7 @@ def _validate(cfg: RunConfig) -> None:
     _choice("strategy", cfg.strategy, STRATEGIES)
     _choice("partition", cfg.partition, PARTITIONS)
     _choice("model", cfg.model, MODELS)
+    _choice("api", cfg.api, APIS)
     for name in ("num_clients", "rounds", "local_epochs", "batch_size"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{_flag(name)} must be at least 1, got {getattr(cfg, name)}")
@@ -113,6 +122,12 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"--client-cpus must be positive, got {cfg.client_cpus}")
     if cfg.seed < 0:
         raise ConfigError(f"--seed must be zero or positive, got {cfg.seed}")
+    if not 0 <= cfg.fail_rate < 1:
+        raise ConfigError(f"--fail-rate must be in [0, 1), got {cfg.fail_rate}")
+    if cfg.resume and cfg.api != "legacy":
+        raise ConfigError("--resume needs --api legacy (the Message API runs all rounds at once)")
+    if cfg.resume and cfg.output and Path(cfg.output) != Path(cfg.resume):
+        raise ConfigError(f"--output '{cfg.output}' differs from --resume '{cfg.resume}'")
     if cfg.alpha is not None:
         if cfg.partition != "dirichlet":
             raise ConfigError(

@@ -28,6 +28,12 @@ QUIET_ENV = {
     "PYTHONWARNINGS": "ignore",
 }
 
+EXPECTED_NOISE = (
+    "DEPRECATED FEATURE",  # fl-sim runs in-process on purpose
+    "SimulatedFailure",  # the traceback of an injected crash
+    "An exception was raised when processing a message by",  # its preamble
+)
+
 
 def quiet() -> None:
     """Silence TensorFlow, Ray and Flower in this process and the Ray workers it starts.
@@ -42,15 +48,19 @@ def quiet() -> None:
     import flwr.simulation.ray_transport.utils  # noqa: F401  (resets warning filters on import)
     import flwr.supercore.logger as flwr_logger
 
-    flwr_logger.FLOWER_LOGGER.addFilter(_drop_deprecation_notices)
+    flwr_logger.FLOWER_LOGGER.addFilter(_drop_expected_noise)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     for name in ("ray", "absl", "tensorflow", "h5py", "matplotlib"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _drop_deprecation_notices(record: logging.LogRecord) -> bool:
-    """fl-sim runs in-process on purpose; Flower's notice about that is not for users."""
-    return "DEPRECATED FEATURE" not in str(record.msg)
+def _drop_expected_noise(record: logging.LogRecord) -> bool:
+    """Drop what fl-sim expects: the in-process notice and ``--fail-rate`` crashes.
+
+    The round line counts injected failures; any other client error still shows.
+    """
+    message = record.getMessage()
+    return not any(noise in message for noise in EXPECTED_NOISE)
 
 
 @contextlib.contextmanager
@@ -93,7 +103,7 @@ class RunConsole:
             table.add_row(str(client), *map(str, row), str(row.sum()))
         self.console.print(table)
 
-    def start(self, rounds: int) -> None:
+    def start(self, rounds: int, done: int = 0) -> None:
         self.progress = Progress(
             TextColumn("[bold]rounds"),
             BarColumn(),
@@ -102,13 +112,21 @@ class RunConsole:
             console=self.console,
             transient=True,
         )
-        self.task = self.progress.add_task("rounds", total=rounds)
+        self.task = self.progress.add_task("rounds", total=rounds, completed=done)
         self.progress.start()
 
-    def round_line(self, server_round: int, metrics: dict[str, float], seconds: float) -> None:
+    def round_line(
+        self, server_round: int, metrics: dict[str, float], seconds: float, counts: dict
+    ) -> None:
+        updates = ""
+        if counts:
+            updates = (
+                f"  updates {counts['updates_used']} used, {counts['updates_rejected']} "
+                f"rejected, {counts['failures']} failed"
+            )
         self.console.print(
             f"round {server_round:>3}  test loss {metrics['loss']:.4f}  "
-            f"test accuracy {metrics['accuracy']:.4f}  {seconds:6.1f} s"
+            f"test accuracy {metrics['accuracy']:.4f}{updates}  {seconds:6.1f} s"
         )
         if self.progress is not None and server_round > 0:
             self.progress.advance(self.task)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -16,14 +17,48 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-from fl_sim.config import RunConfig  # noqa: E402
+from fl_sim.config import RUN_CONTROL, ConfigError, RunConfig  # noqa: E402
 
 
 def output_dir(cfg: RunConfig) -> Path:
-    """The run's folder: ``--output`` or ``runs/<time>-<strategy>/``."""
-    if cfg.output:
-        return Path(cfg.output)
+    """The run's folder: ``--resume``, ``--output`` or ``runs/<time>-<strategy>/``."""
+    if cfg.resume or cfg.output:
+        return Path(cfg.resume or cfg.output)
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.strategy}"
+
+
+def saved_config(folder: str | Path) -> dict[str, Any]:
+    """The config.json of an earlier run, for ``--resume``."""
+    path = Path(folder) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--resume '{folder}': cannot read {path.name} ({err})") from None
+
+
+def claim_output(cfg: RunConfig) -> Path:
+    """The run's folder, refusing to mix two different runs in one.
+
+    Resuming needs the saved config to match in everything that decides the
+    result; a non-empty folder is only reused with ``--resume`` or ``--overwrite``.
+    """
+    out = output_dir(cfg)
+    if cfg.resume:
+        saved = saved_config(out)
+        for name, value in cfg.to_dict().items():
+            if name not in RUN_CONTROL and saved.get(name) != value:
+                raise ConfigError(
+                    f"--resume '{out}': {name.replace('_', '-')}={value!r} differs from "
+                    f"the saved run's {saved.get(name)!r}"
+                )
+    elif out.exists() and any(out.iterdir()):
+        if not cfg.overwrite:
+            raise ConfigError(
+                f"output folder '{out}' is not empty: pass --resume {out} to continue it "
+                "or --overwrite to replace it"
+            )
+        shutil.rmtree(out)
+    return out
 
 
 def write_json(path: Path, payload: Any) -> None:

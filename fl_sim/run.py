@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fl_sim.config import MODELS, PARTITIONS, STRATEGIES, ConfigError, RunConfig
+from fl_sim.config import APIS, MODELS, PARTITIONS, STRATEGIES, ConfigError, RunConfig
 from fl_sim.console import RunConsole, quiet
 from fl_sim.data import DataError
 
@@ -35,8 +35,12 @@ HELP = {
     "output": "output folder (default runs/<time>-<strategy>/)",
     "client_cpus": "CPUs Ray reserves per client; fewer means more clients in parallel",
     "data": "MNIST as a Keras-layout .npz or a folder of IDX files (default: bundled copy)",
+    "api": "Flower API: legacy (NumPyClient, flwr.server.strategy) or message (flwr.serverapp)",
+    "fail_rate": "probability that a sampled client crashes during fit (seeded), in [0, 1)",
+    "resume": "continue the interrupted run in this folder from its last complete round",
+    "overwrite": "replace the contents of a non-empty --output folder",
 }
-CHOICES = {"strategy": STRATEGIES, "partition": PARTITIONS, "model": MODELS}
+CHOICES = {"strategy": STRATEGIES, "partition": PARTITIONS, "model": MODELS, "api": APIS}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,27 +51,43 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """One flag per RunConfig field, with the field's default.
+    """One flag per RunConfig field; absent flags stay absent.
 
     Values are left as strings: :meth:`RunConfig.from_run_config` converts and
     checks them, as it does ``flwr run``'s keys, so a bad value gets one message.
     """
     parser = _Parser(prog="python -m fl_sim.run", description=__doc__.split("\n")[0])
     for field in dataclasses.fields(RunConfig):
+        flag = "--" + field.name.replace("_", "-")
+        shown = f" (default: {field.default})" if field.default else ""
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS,
+                                help=HELP[field.name])  # fmt: skip
+            continue
         choices = CHOICES.get(field.name)
         parser.add_argument(
-            "--" + field.name.replace("_", "-"),
-            default=field.default,
+            flag,
+            default=argparse.SUPPRESS,
             metavar="{" + ",".join(choices) + "}" if choices else None,
-            help=HELP[field.name] + (f" (default: {field.default})" if field.default else ""),
+            help=HELP[field.name] + shown,
         )
     return parser
 
 
 def parse_config(argv: Sequence[str] | None = None) -> RunConfig:
-    """The validated config for a command line; raises ConfigError."""
-    flags = vars(build_parser().parse_args(argv))
-    return RunConfig.from_run_config({name.replace("_", "-"): v for name, v in flags.items()})
+    """The validated config for a command line; raises ConfigError.
+
+    With ``--resume DIR`` the saved run's config is the base and the flags given
+    must agree with it; otherwise RunConfig's defaults are.
+    """
+    given = vars(build_parser().parse_args(argv))
+    if "resume" in given:
+        from fl_sim.outputs import saved_config
+
+        known = {f.name for f in dataclasses.fields(RunConfig)}
+        saved = saved_config(given["resume"]).items()
+        given = {**{k: v for k, v in saved if k in known and v is not None}, "output": "", **given}
+    return RunConfig.from_run_config({name.replace("_", "-"): v for name, v in given.items()})
 
 
 def error_line(err: Exception) -> str:
@@ -76,12 +96,12 @@ def error_line(err: Exception) -> str:
 
 
 def check_inputs(cfg: RunConfig) -> RunConfig:
-    """Refuse what only the data can reveal, and fix the output folder's name."""
-    from fl_sim.outputs import output_dir
+    """Refuse what only the data or the output folder can reveal; fix the folder's name."""
+    from fl_sim.outputs import claim_output
     from fl_sim.task import partition_of
 
     partition_of(cfg)
-    return cfg.replace(output=str(output_dir(cfg)))
+    return cfg.replace(output=str(claim_output(cfg)))
 
 
 def simulate(cfg: RunConfig, console: RunConsole) -> None:

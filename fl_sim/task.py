@@ -132,3 +132,12 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
 def fit_seed(seed: int, server_round: int, partition_id: int) -> int:
     """A distinct, reproducible seed for each client's fit in each round."""
     return int(np.random.SeedSequence([seed, server_round, partition_id]).generate_state(1)[0])
+
+
+class SimulatedFailure(RuntimeError):
+    """A client crash injected by ``--fail-rate``."""
+
+
+def fails(seed: int, server_round: int, partition_id: int, rate: float) -> bool:
+    """Whether this client crashes in this round: seeded, so runs repeat."""
+    return rate > 0 and np.random.default_rng([seed, server_round, partition_id, 1]).random() < rate

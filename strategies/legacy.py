@@ -52,6 +52,8 @@ class FedAvg(FlowerFedAvg):
     """
 
     kernel: aggregation.Kernel = staticmethod(aggregation.mean)
+    # The latest round's counts, for apps that report them as rounds go by.
+    last_counts: dict[str, int] = {}  # replaced, never mutated
 
     def __init__(
         self,
@@ -109,7 +111,8 @@ class FedAvg(FlowerFedAvg):
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         """Aggregate the usable updates; without any, keep the previous global model."""
         if failures and not self.accept_failures:
-            return None, {UPDATES_USED: 0, UPDATES_REJECTED: 0, FAILURES: len(failures)}
+            self.last_counts = {UPDATES_USED: 0, UPDATES_REJECTED: 0, FAILURES: len(failures)}
+            return None, dict(self.last_counts)
         if self.global_parameters is None:
             raise RuntimeError("aggregate_fit needs the global model sent in configure_fit")
         outcome = aggregation.aggregate_valid(
@@ -131,12 +134,12 @@ class FedAvg(FlowerFedAvg):
         if self.fit_metrics_aggregation_fn and outcome.used:
             used = [results[i][1] for i in outcome.used]
             metrics = self.fit_metrics_aggregation_fn([(r.num_examples, r.metrics) for r in used])
-        metrics = {
-            **metrics,
+        self.last_counts = {
             UPDATES_USED: len(outcome.used),
             UPDATES_REJECTED: len(outcome.rejected),
             FAILURES: len(failures),
         }
+        metrics = {**metrics, **self.last_counts}
         if outcome.arrays is None:
             log(WARNING, "Round %s: no usable update, keeping the global model", server_round)
             return self.global_parameters, metrics

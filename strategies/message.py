@@ -30,6 +30,8 @@ class FedAvg(FlowerFedAvg):
 
     kernel: aggregation.Kernel = staticmethod(aggregation.mean)
     global_arrays: ArrayRecord | None = None  # set by configure_train
+    # The latest round's counts, for apps that report them as rounds go by.
+    last_counts: dict[str, int] = {}  # replaced, never mutated
 
     def __repr__(self) -> str:
         """Name the strategy."""
@@ -77,9 +79,13 @@ class FedAvg(FlowerFedAvg):
 
         used = [readable[i][0].content for i in outcome.used]
         metrics = self.train_metrics_aggr_fn(used, self.weighted_by_key) if used else MetricRecord()
-        metrics[UPDATES_USED] = len(used)
-        metrics[UPDATES_REJECTED] = len(rejected)
-        metrics[FAILURES] = len(errors)
+        self.last_counts = {
+            UPDATES_USED: len(used),
+            UPDATES_REJECTED: len(rejected),
+            FAILURES: len(errors),
+        }
+        for key, count in self.last_counts.items():
+            metrics[key] = count
         if outcome.arrays is None:
             log(WARNING, "Round %s: no usable reply, keeping the global arrays", server_round)
             return self.global_arrays, metrics

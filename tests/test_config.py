@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from fl_sim.config import ConfigError, RunConfig
+from fl_sim.data import DataError
 from fl_sim.run import main, parse_config
 
 
@@ -44,7 +47,7 @@ def test_cli_flags_fill_the_same_fields_as_flwr_run_keys():
 
 
 def test_run_config_treats_empty_alpha_as_unset():
-    assert RunConfig.from_run_config({"alpha": -1.0, "output": ""}).alpha is None
+    assert RunConfig.from_run_config({"alpha": "", "output": ""}).alpha is None
 
 
 @pytest.mark.parametrize(
@@ -77,18 +80,35 @@ def test_non_integer_run_config_value_is_refused():
         RunConfig.from_run_config({"rounds": 2.5})
 
 
-@pytest.mark.parametrize(
-    "argv, words",
-    [
-        (["--strategy", "fedsgd"], "fedsgd"),
-        (["--num-clients", "0"], "--num-clients"),
-        (["--learning-rate", "-1"], "--learning-rate"),
-        (["--alpha", "0.3"], "--alpha"),
-        (["--rounds", "two"], "two"),
-        (["--num-clients", "70000"], "70000"),
-        (["--data", "/nonexistent/mnist.npz"], "/nonexistent/mnist.npz"),
-    ],
-)
+BAD_INPUT = [
+    (["--strategy", "fedsgd"], "fedsgd"),
+    (["--model", "resnet"], "resnet"),
+    (["--partition", "random"], "random"),
+    (["--num-clients", "0"], "--num-clients"),
+    (["--num-clients", "-3"], "--num-clients"),
+    (["--rounds", "0"], "--rounds"),
+    (["--local-epochs", "0"], "--local-epochs"),
+    (["--batch-size", "-32"], "--batch-size"),
+    (["--learning-rate", "-1"], "--learning-rate"),
+    (["--learning-rate", "0"], "--learning-rate"),
+    (["--proximal-mu", "-0.1"], "--proximal-mu"),
+    (["--fraction-fit", "0"], "--fraction-fit"),
+    (["--fraction-fit", "1.5"], "--fraction-fit"),
+    (["--fail-rate", "1"], "--fail-rate"),
+    (["--fail-rate", "-0.2"], "--fail-rate"),
+    (["--client-cpus", "0"], "--client-cpus"),
+    (["--alpha", "0.3"], "--alpha"),
+    (["--partition", "dirichlet", "--alpha", "0"], "--alpha"),
+    (["--partition", "dirichlet", "--alpha", "-1"], "--alpha"),
+    (["--rounds", "two"], "two"),
+    (["--num-clients", "70000"], "70000"),
+    (["--data", "/nonexistent/mnist.npz"], "/nonexistent/mnist.npz"),
+    (["--resume", "/nonexistent/run"], "/nonexistent/run"),
+    (["--api", "grpc"], "grpc"),
+]
+
+
+@pytest.mark.parametrize("argv, words", BAD_INPUT)
 def test_cli_refuses_bad_input_in_one_line_with_exit_2(argv, words, capsys):
     with pytest.raises(SystemExit) as exit_info:
         sys.exit(main(argv))
@@ -110,3 +130,42 @@ def test_cli_error_as_a_user_sees_it(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert str(bad) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv, words", [(a, w) for a, w in BAD_INPUT if a[1] != "two"])
+def test_flwr_run_config_refuses_the_same_values(argv, words):
+    """The same values as ``flwr run --run-config`` keys give the same ConfigError."""
+    from fl_sim.task import partition_of
+
+    pairs = dict(zip(argv[::2], argv[1::2], strict=True))
+    values = {flag[2:]: _toml_value(value) for flag, value in pairs.items()}
+    with pytest.raises((ConfigError, DataError), match=re.escape(words.lstrip("-"))):
+        cfg = RunConfig.from_run_config(values)
+        partition_of(cfg)
+        if cfg.resume:
+            from fl_sim.outputs import claim_output
+
+            claim_output(cfg)
+
+
+def _toml_value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def test_non_empty_output_needs_resume_or_overwrite(tmp_path, small_npz, capsys):
+    (tmp_path / "old.txt").write_text("an earlier run")
+    assert main(["--output", str(tmp_path), "--data", small_npz]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--overwrite" in err and str(tmp_path) in err
+
+
+def test_resume_with_another_config_is_refused(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps(RunConfig(rounds=4).to_dict()))
+    assert main(["--resume", str(tmp_path), "--rounds", "6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "rounds=6" in err and "4" in err

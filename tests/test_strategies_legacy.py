@@ -237,3 +237,29 @@ def test_fedavg_is_the_unweighted_mean(num_clients):
         want = np.mean(np.stack(layer), axis=0)
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+
+
+BAD_KINDS = {
+    "too few arrays": [np.array([9, 9], np.float32)],
+    "too many arrays": [*update(9, 9, 9, 9), np.zeros(1, np.float32)],
+    "wrong shape": [np.zeros(3, np.float32), np.zeros((1, 2), np.float32)],
+    "wrong dtype": update(9, 9, 9, 9, dtype=np.float64),
+    "NaN": update(np.nan, 9, 9, 9),
+    "infinity": update(9, 9, -np.inf, 9),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+@pytest.mark.parametrize(
+    "make",
+    [FedAvg, FedWeightedAvg, FedMedian, lambda: FedProx(proximal_mu=0.1)],
+    ids=["FedAvg", "FedWeightedAvg", "FedMedian", "FedProx"],
+)
+def test_each_kind_of_bad_update_never_reaches_the_model(make, kind):
+    """The aggregate with one bad update equals the aggregate without it."""
+    clean, _ = started(make()).aggregate_fit(1, results_of(*GOOD), [])
+    bad = fit_res(BAD_KINDS[kind], 1000)
+    mixed, metrics = started(make()).aggregate_fit(1, results_of(GOOD[0], bad, *GOOD[1:]), [])
+    for got, want in zip(parameters_to_ndarrays(mixed), parameters_to_ndarrays(clean), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert metrics["updates_rejected"] == 1 and metrics["updates_used"] == 3

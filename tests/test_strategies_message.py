@@ -226,3 +226,29 @@ def test_fedavg_is_the_unweighted_mean(num_clients):
         want = np.mean(np.stack([u[key] for u in updates]), axis=0)
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+
+
+BAD_KINDS = {
+    "missing array": {"conv": np.array([9, 9], np.float32)},
+    "extra array": {**update(9, 9, 9, 9), "extra": np.zeros(1, np.float32)},
+    "wrong shape": {"conv": np.zeros(3, np.float32), "dense": np.zeros((1, 2), np.float32)},
+    "wrong dtype": update(9, 9, 9, 9, dtype=np.float64),
+    "NaN": update(np.nan, 9, 9, 9),
+    "infinity": update(9, 9, -np.inf, 9),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+@pytest.mark.parametrize(
+    "make",
+    [FedAvg, FedWeightedAvg, FedMedian, lambda: FedProx(proximal_mu=0.1)],
+    ids=["FedAvg", "FedWeightedAvg", "FedMedian", "FedProx"],
+)
+def test_each_kind_of_bad_reply_never_reaches_the_model(make, kind):
+    """The aggregate with one bad reply equals the aggregate without it."""
+    clean, _ = started(make()).aggregate_train(1, good_replies())
+    bad = reply(BAD_KINDS[kind], 1000, node_id=8)
+    mixed, metrics = started(make()).aggregate_train(1, [bad, *good_replies()])
+    for key, want in as_numpy(clean).items():
+        np.testing.assert_array_equal(as_numpy(mixed)[key], want)
+    assert metrics["updates_rejected"] == 1 and metrics["updates_used"] == 3
