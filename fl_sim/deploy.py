@@ -146,7 +146,7 @@ class Deployment:
             *("--ssl-keyfile", str(self.certs / "server.key")),
         ]
 
-    def _start(self, command: list[str], name: str, cwd: Path | None = None):
+    def _start(self, command: list[str], name: str, cwd: Path | None = None) -> subprocess.Popen:
         home = self.folder / "home" / name
         home.mkdir(parents=True, exist_ok=True)
         proc = start(

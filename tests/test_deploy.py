@@ -15,22 +15,24 @@ from fl_sim.certs import write_node_key
 from fl_sim.deploy import CONNECTION, Deployment
 from fl_sim.processes import server_env
 
-NODES = 3
+NODES = 2
 
 
-@pytest.fixture
-def deployment(tmp_path, monkeypatch):
-    """Three SuperNodes; the ServerApp works in ``tmp_path / "work"``. Stopped even on failure."""
-    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr-home"))
-    (tmp_path / "work").mkdir()
-    with Deployment(
-        tmp_path / "deployment",
-        nodes=NODES,
-        port=free_port(),
-        node_port=free_ports(NODES),
-        cwd=tmp_path / "work",
-    ) as running:
-        yield running
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """The SuperNodes; the ServerApp works in ``work/``. Stopped even when a test fails."""
+    root = tmp_path_factory.mktemp("deploy")
+    (root / "work").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLWR_HOME", str(root / "flwr-home"))
+        with Deployment(
+            root / "deployment",
+            nodes=NODES,
+            port=free_port(),
+            node_port=free_ports(NODES),
+            cwd=root / "work",
+        ) as running:
+            yield running
     assert all(proc.returncode is not None for proc in running.processes)
 
 
@@ -46,7 +48,7 @@ def test_a_supernode_with_an_unregistered_key_is_refused(deployment, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_rounds_over_tls_with_authenticated_nodes(deployment, small_npz, tmp_path):
+def test_two_rounds_over_tls_with_authenticated_nodes(deployment, small_npz):
     log, run = flwr_run(
         ROOT,
         CONNECTION,
@@ -55,10 +57,11 @@ def test_two_rounds_over_tls_with_authenticated_nodes(deployment, small_npz, tmp
         f"{SMALL_RUN} data='{small_npz}' output='runs/deployed'",
     )
     assert run["status"] == "finished:completed", log[-3000:]
-    out = tmp_path / "work" / "runs" / "deployed"
+    out = deployment.cwd / "runs" / "deployed"
     rounds = json.loads((out / "history.json").read_text())["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert rounds[2]["test"]["accuracy"] > rounds[0]["test"]["accuracy"] + 0.3
     assert [r["updates_used"] for r in rounds[1:]] == [NODES, NODES]
     assert (out / "model.keras").stat().st_size > 0
-    assert sorted(p.name for p in (out / "clients").iterdir()) == [f"client_{i}" for i in range(3)]
+    clients = sorted(p.name for p in (out / "clients").iterdir())
+    assert clients == [f"client_{i}" for i in range(NODES)]

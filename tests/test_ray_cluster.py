@@ -60,7 +60,7 @@ def _drivers(logs: Path) -> int:
 def test_cli_and_flwr_run_train_on_the_cluster_alike(ray_cluster, small_npz, tmp_path):
     address, logs = ray_cluster
     env = server_env(RAY_ADDRESS=address)
-    flags = ["--num-clients", "3", "--rounds", "2", "--data", small_npz]
+    flags = ["--num-clients", "2", "--rounds", "2", "--data", small_npz]
     cli = subprocess.run(
         [sys.executable, "-m", "fl_sim.run", *flags, "--output", str(tmp_path / "cli")],
         capture_output=True,
@@ -79,7 +79,7 @@ def test_cli_and_flwr_run_train_on_the_cluster_alike(ray_cluster, small_npz, tmp
             "--run-config",
             f"{SMALL_RUN} data='{small_npz}' output='{tmp_path / 'flwr'}'",
             "--federation-config",
-            "num-supernodes=3",
+            "num-supernodes=2",
         )
     assert run["status"] == "finished:completed", log[-3000:]
     assert _drivers(logs) == 2
