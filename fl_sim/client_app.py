@@ -15,6 +15,7 @@ from flwr.client import Client, ClientApp, NumPyClient
 from fl_sim.config import RunConfig
 from fl_sim.history import TEXT_KEYS, TEXTS
 from fl_sim.metrics import classification_metrics, report
+from fl_sim.scenarios import attacked_update, poisoned, straggler_epochs
 from fl_sim.task import client_data, fit_seed, local_model, predict, train
 
 
@@ -24,7 +25,7 @@ class FlowerClient(NumPyClient):
     def __init__(self, cfg: RunConfig, partition_id: int) -> None:
         self.cfg = cfg
         self.partition_id = partition_id
-        self.data = client_data(cfg, partition_id)
+        self.data = poisoned(cfg, partition_id, client_data(cfg, partition_id))
         self.model = local_model(cfg.model, cfg.seed)
 
     def get_parameters(self, config):
@@ -38,10 +39,13 @@ class FlowerClient(NumPyClient):
         """
         self.model.set_weights(parameters)
         server_round = int(config["server_round"])
+        epochs = straggler_epochs(
+            self.cfg, server_round, self.partition_id, int(config["local_epochs"])
+        )
         history = train(
             self.model,
             self.data,
-            epochs=int(config["local_epochs"]),
+            epochs=epochs,
             batch_size=int(config["batch_size"]),
             learning_rate=float(config["learning_rate"]),
             proximal_mu=float(config.get("proximal_mu", 0.0)),
@@ -53,7 +57,10 @@ class FlowerClient(NumPyClient):
             "train_accuracy": history["accuracy"][-1],
             "curve": json.dumps({"round": server_round, **history}),
         }
-        return self.model.get_weights(), len(self.data.y_train), metrics
+        weights = attacked_update(
+            self.cfg, self.partition_id, server_round, parameters, self.model.get_weights()
+        )
+        return weights, len(self.data.y_train), metrics
 
     def evaluate(self, parameters, config):
         """Validate the global model locally; the final round adds sklearn's report."""
