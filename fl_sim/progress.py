@@ -8,6 +8,7 @@ finished so far.
 
 from __future__ import annotations
 
+import json
 import time
 
 from rich.console import Console
@@ -94,7 +95,5 @@ class GridProgress:
 
 
 def _final_accuracy(run: Run) -> float:
-    import json
-
     rounds = json.loads((run.path / "history.json").read_text())["rounds"]
     return rounds[-1]["test"]["accuracy"]

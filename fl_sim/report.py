@@ -169,8 +169,8 @@ def conclusion(scenario: str, groups: dict[str, list[dict]], strategies: tuple[s
         if close:
             text += f"; {', '.join(close)} within the seeds' spread of it"
         if apart:
-            gaps = ", ".join(f"{s} {100 * (mean - stats[s][0]):.2f}" for s in apart)
-            text += f"; clearly ahead of {gaps} points"
+            gaps = ", ".join(f"{s} by {100 * (mean - stats[s][0]):.2f}" for s in apart)
+            text += f"; ahead, beyond the spread, of {gaps} points"
     collapsed = [s for s in stats if stats[s][0] < 0.5]
     if collapsed:
         text += f". Below 50% (broken by the scenario): {', '.join(collapsed)}"
