@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=_csv(int), help="comma-separated seeds")
     parser.add_argument("--strategies", type=_csv(str), default=STRATEGIES)
     parser.add_argument("--output", help="output folder (default runs/compare-<preset>/)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite report.md and results.csv from the finished runs; compute nothing",
+    )
     defaults = RunConfig()
     for name in GRID_FLAGS:
         kind = type(getattr(defaults, name))
@@ -190,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
     try:
-        grid = build_grid(build_parser().parse_args(argv))
+        args = build_parser().parse_args(argv)
+        grid = build_grid(args)
         quiet()
         check(grid)
     except (ConfigError, DataError) as err:
@@ -206,9 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(grid.strategies)} strategies + centralized: {total} runs, "
         f"{total - len(todo)} already done"
     )
-    compute(grid, todo, console)
+    if args.report_only:
+        argv.remove("--report-only")
+    else:
+        compute(grid, todo, console)
     command = " ".join(["python -m fl_sim.compare", shlex.join(argv)]).strip()
-    report = write_report(grid, command, time.perf_counter() - start)
+    elapsed = None if args.report_only else time.perf_counter() - start
+    report = write_report(grid, command, elapsed)
     console.print(f"[bold]done[/bold]: {report} and {report.parent / 'results.csv'}")
     return 0
 

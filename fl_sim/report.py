@@ -253,7 +253,7 @@ def completeness(grid: Grid, rows: list[dict], missing: list[Run]) -> list[str]:
     ]
 
 
-def write_report(grid: Grid, command: str, elapsed: float) -> Path:
+def write_report(grid: Grid, command: str, elapsed: float | None) -> Path:
     """Write report.md, results.csv and plots/ into the grid's folder; returns report.md."""
     rows, missing = collect(grid)
     write_csv(rows, grid.out / "results.csv")
@@ -261,9 +261,10 @@ def write_report(grid: Grid, command: str, elapsed: float) -> Path:
     lines = [
         "# Which strategy wins? fl-sim's comparison",
         "",
-        f"Made by `{command}` on {date.today().isoformat()} ({machine()}); this "
-        f"invocation took {duration(elapsed)}, and the finished runs' wall times add up to "
-        f"{duration(compute)} (plus Ray start-up per cell).",
+        f"Made by `{command}` on {date.today().isoformat()} ({machine()}). "
+        + ("" if elapsed is None else f"This invocation took {duration(elapsed)}; ")
+        + f"the finished runs' wall times add up to {duration(compute)} (plus Ray and "
+        "TensorFlow start-up once per cell).",
         "",
         *completeness(grid, rows, missing),
         "",

@@ -115,3 +115,14 @@ def test_tiny_grid_writes_the_report_and_resumes_without_recomputing(small_npz, 
     assert again.returncode == 0, again.stderr[-3000:]
     assert "9 already done" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/**/history.json")} == stamps
+
+
+def test_report_only_computes_nothing_and_says_what_is_missing(small_npz, tmp_path):
+    from fl_sim.compare import main
+
+    flags = ["--scenarios", "iid,gaussian-2", "--seeds", "0,1", "--data", small_npz]
+    assert main([*flags, "--output", str(tmp_path), "--report-only"]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "Incomplete: 0 of 18 planned runs finished" in report
+    assert "gaussian-2 seed 1" in report and "--report-only" not in report
+    assert not (tmp_path / "runs").exists()
