@@ -96,6 +96,7 @@ def pending(grid: Grid) -> list[Run]:
 
 def record(run: Run, seconds: float) -> None:
     """The done marker, written last: the config it was computed for and its wall time."""
+    (run.path / "error.txt").unlink(missing_ok=True)  # from an earlier, failed attempt
     write_json(run.path / "result.json", {"config": run.cfg.to_dict(), "seconds": seconds})
 
 

@@ -99,7 +99,7 @@ def rounds_cell(values: list[int | None]) -> str:
     if not reached:
         return "not reached"
     mean, std = spread(reached)
-    text = f"{mean:.1f}" + ("" if std is None else f" ± {std:.1f}")
+    text = f"{mean:g}" if std is None else f"{mean:.1f} ± {std:.1f}"
     return text if len(reached) == len(values) else f"{text} ({len(reached)}/{len(values)} seeds)"
 
 
