@@ -262,8 +262,8 @@ def write_report(grid: Grid, command: str, elapsed: float | None) -> Path:
         "# Which strategy wins? fl-sim's comparison",
         "",
         f"Made by `{command}` on {date.today().isoformat()} ({machine()}). "
-        + ("" if elapsed is None else f"This invocation took {duration(elapsed)}; ")
-        + f"the finished runs' wall times add up to {duration(compute)} (plus Ray and "
+        + ("" if elapsed is None else f"This invocation took {duration(elapsed)}. ")
+        + f"The finished runs' wall times add up to {duration(compute)} (plus Ray and "
         "TensorFlow start-up once per cell).",
         "",
         *completeness(grid, rows, missing),
