@@ -141,7 +141,8 @@ def simulate_cell(runs: list[Run], progress: GridProgress) -> None:
             global_model.cache_clear()  # the cached server model holds the last run's weights
 
             def work(run=run):
-                with open(run.path / "log.txt", "w") as log:
+                # Beside the run's folder, which the run itself clears before starting.
+                with open(run.path.with_name(f"{run.path.name}.log"), "w") as log:
                     run_message_api(grid, run.cfg, RunConsole(Console(file=log, width=100)))
 
             attempt(run, progress, work)

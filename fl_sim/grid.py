@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fl_sim.config import ATTACKS, ConfigError, RunConfig
+from fl_sim.config import ATTACKS, RUN_CONTROL, ConfigError, RunConfig
 
 CENTRALIZED = "centralized"
 QUANTITY_SKEW = 20.0
@@ -68,9 +68,17 @@ class Run:
         return Path(self.cfg.output)
 
     def is_done(self) -> bool:
-        """Finished with this config (a changed grid in the same folder is recomputed)."""
+        """Finished with this config (a changed grid in the same folder is recomputed).
+
+        Fields added to RunConfig later take their defaults in older results, and
+        the fields that only say how or where to run are not compared.
+        """
         result = self.path / "result.json"
-        return result.exists() and json.loads(result.read_text())["config"] == self.cfg.to_dict()
+        if not result.exists():
+            return False
+        saved = {**RunConfig().to_dict(), **json.loads(result.read_text())["config"]}
+        wanted = self.cfg.to_dict()
+        return all(saved[k] == v for k, v in wanted.items() if k not in RUN_CONTROL)
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,8 @@ class Grid:
     def cell(self, scenario: str, seed: int) -> RunConfig:
         """The config all runs of a cell share (strategy aside)."""
         changes = scenario_changes(scenario, self.base)
-        return self.base.replace(seed=seed, api="message", **changes)
+        # A recomputed run replaces what an interrupted attempt left in its folder.
+        return self.base.replace(seed=seed, api="message", overwrite=True, **changes)
 
     def runs(self) -> list[Run]:
         """Seed-major, so an interrupted grid has covered every scenario evenly."""
