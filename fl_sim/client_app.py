@@ -16,6 +16,7 @@ from fl_sim import federation
 from fl_sim.config import RunConfig
 from fl_sim.history import TEXT_KEYS, TEXTS
 from fl_sim.metrics import classification_metrics, report
+from fl_sim.scenarios import attacked_update, poisoned, straggler_epochs
 from fl_sim.task import (
     SimulatedFailure,
     client_data,
@@ -33,7 +34,7 @@ class FlowerClient(NumPyClient):
     def __init__(self, cfg: RunConfig, partition_id: int) -> None:
         self.cfg = cfg
         self.partition_id = partition_id
-        self.data = client_data(cfg, partition_id)
+        self.data = poisoned(cfg, partition_id, client_data(cfg, partition_id))
         self.model = local_model(cfg.model, cfg.seed)
 
     def get_parameters(self, config):
@@ -53,10 +54,13 @@ class FlowerClient(NumPyClient):
         if fails(self.cfg.seed, server_round, self.partition_id, self.cfg.fail_rate):
             raise SimulatedFailure(f"client {self.partition_id} crashed in round {server_round}")
         self.model.set_weights(parameters)
+        epochs = straggler_epochs(
+            self.cfg, server_round, self.partition_id, int(config["local_epochs"])
+        )
         history = train(
             self.model,
             self.data,
-            epochs=int(config["local_epochs"]),
+            epochs=epochs,
             batch_size=int(config["batch_size"]),
             learning_rate=float(config["learning_rate"]),
             proximal_mu=float(config.get("proximal_mu", 0.0)),
@@ -68,7 +72,10 @@ class FlowerClient(NumPyClient):
             "train_accuracy": history["accuracy"][-1],
             "curve": json.dumps({"round": server_round, **history}),
         }
-        return self.model.get_weights(), len(self.data.y_train), metrics
+        weights = attacked_update(
+            self.cfg, self.partition_id, server_round, parameters, self.model.get_weights()
+        )
+        return weights, len(self.data.y_train), metrics
 
     def evaluate(self, parameters, config):
         """Validate the global model locally; the final round adds sklearn's report."""

@@ -18,6 +18,7 @@ STRATEGIES = ("fedavg", "fedweightedavg", "fedmedian", "fedprox")
 PARTITIONS = ("iid", "dirichlet", "shards")
 MODELS = ("mlp", "cnn")
 APIS = ("legacy", "message")
+ATTACKS = ("sign-flip", "gaussian", "label-flip")
 DEFAULT_ALPHA = 0.5
 # Fields that say how and where to run, not what: a resumed run may change them.
 RUN_CONTROL = ("output", "resume", "overwrite", "client_cpus")
@@ -50,6 +51,11 @@ class RunConfig:
     fail_rate: float = 0.0
     resume: str = ""
     overwrite: bool = False
+    malicious: int = 0
+    attack: str = "sign-flip"
+    attack_scale: float = 4.0
+    stragglers: float = 0.0
+    quantity_skew: float = 1.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -135,6 +141,27 @@ def _validate(cfg: RunConfig) -> None:
             )
         if not cfg.alpha > 0:
             raise ConfigError(f"--alpha must be positive, got {cfg.alpha}")
+    _validate_scenario(cfg)
+
+
+def _validate_scenario(cfg: RunConfig) -> None:
+    """The comparison's scenarios: Byzantine clients, stragglers, quantity skew."""
+    _choice("attack", cfg.attack, ATTACKS)
+    if not 0 <= cfg.malicious <= cfg.num_clients:
+        raise ConfigError(
+            f"--malicious must be between 0 and --num-clients ({cfg.num_clients}), "
+            f"got {cfg.malicious}"
+        )
+    if not cfg.attack_scale > 0:
+        raise ConfigError(f"--attack-scale must be positive, got {cfg.attack_scale}")
+    if not 0 <= cfg.stragglers <= 1:
+        raise ConfigError(f"--stragglers must be in [0, 1], got {cfg.stragglers}")
+    if cfg.stragglers > 0 and cfg.local_epochs < 2:
+        raise ConfigError("--stragglers needs --local-epochs 2 or more (they run fewer)")
+    if not cfg.quantity_skew >= 1:
+        raise ConfigError(f"--quantity-skew must be 1 or more, got {cfg.quantity_skew}")
+    if cfg.quantity_skew > 1 and cfg.partition != "iid":
+        raise ConfigError(f"--quantity-skew only applies to --partition iid, not '{cfg.partition}'")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

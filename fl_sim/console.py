@@ -77,7 +77,7 @@ def _stderr_to_devnull():
         os.close(devnull)
 
 
-def _default_console() -> Console:
+def default_console() -> Console:
     """A console; logs and pipes get 100 columns so the 12-column partition table fits."""
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -89,7 +89,7 @@ class RunConsole:
     """Round-by-round output for one run."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or _default_console()
+        self.console = console or default_console()
         self.progress: Progress | None = None
         self.task = None
 

@@ -23,6 +23,7 @@ def partition(
     seed: int = 0,
     alpha: float = 0.5,
     min_size: int = MIN_PART_SIZE,
+    quantity_skew: float = 1.0,
 ) -> list[np.ndarray]:
     """Indices of each client's part; every example lands in exactly one part."""
     if num_clients > len(labels):
@@ -30,6 +31,8 @@ def partition(
             f"--num-clients {num_clients} is more than the {len(labels)} training examples"
         )
     rng = np.random.default_rng(seed)
+    if method == "iid" and quantity_skew > 1:
+        return quantity_skewed(len(labels), num_clients, quantity_skew, rng)
     if method == "iid":
         return iid(labels, num_clients, rng)
     if method == "dirichlet":
@@ -47,6 +50,28 @@ def iid(labels: np.ndarray, num_clients: int, rng: np.random.Generator) -> list[
     """
     order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in _classes(labels)])
     return [rng.permutation(order[i::num_clients]) for i in range(num_clients)]
+
+
+def skewed_sizes(total: int, num_clients: int, ratio: float) -> np.ndarray:
+    """Part sizes in geometric progression from smallest to largest = ``ratio`` x smallest.
+
+    Client 0 gets the smallest part; sizes are rounded by largest remainders so they
+    add up to ``total``.
+    """
+    shares = ratio ** (np.arange(num_clients) / max(num_clients - 1, 1))
+    ideal = shares / shares.sum() * total
+    sizes = np.floor(ideal).astype(int)
+    sizes[np.argsort(sizes - ideal)[: total - sizes.sum()]] += 1
+    return sizes
+
+
+def quantity_skewed(
+    total: int, num_clients: int, ratio: float, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Quantity skew: IID labels (a random split) but parts of very different sizes,
+    so that weighting by examples and the plain mean aggregate differently."""
+    cuts = np.cumsum(skewed_sizes(total, num_clients, ratio))[:-1]
+    return np.split(rng.permutation(total), cuts)
 
 
 def dirichlet(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fl_sim.config import APIS, MODELS, PARTITIONS, STRATEGIES, ConfigError, RunConfig
+from fl_sim.config import APIS, ATTACKS, MODELS, PARTITIONS, STRATEGIES, ConfigError, RunConfig
 from fl_sim.console import RunConsole, quiet
 from fl_sim.data import DataError
 
@@ -39,8 +39,19 @@ HELP = {
     "fail_rate": "probability that a sampled client crashes during fit (seeded), in [0, 1)",
     "resume": "continue the interrupted run in this folder from its last complete round",
     "overwrite": "replace the contents of a non-empty --output folder",
+    "malicious": "number of Byzantine clients, chosen from the seed",
+    "attack": "what the malicious clients do",
+    "attack_scale": "sign-flip: multiple of the true update subtracted; gaussian: noise std",
+    "stragglers": "fraction of clients that run fewer local epochs each round",
+    "quantity_skew": "largest part / smallest part, sizes in geometric progression (iid only)",
 }
-CHOICES = {"strategy": STRATEGIES, "partition": PARTITIONS, "model": MODELS, "api": APIS}
+CHOICES = {
+    "strategy": STRATEGIES,
+    "partition": PARTITIONS,
+    "model": MODELS,
+    "api": APIS,
+    "attack": ATTACKS,
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,6 +115,14 @@ def check_inputs(cfg: RunConfig) -> RunConfig:
     return cfg.replace(output=str(claim_output(cfg)))
 
 
+def backend_config(cfg: RunConfig) -> dict:
+    """Ray's settings for a simulation of ``cfg`` (quiet, no dashboard)."""
+    return {
+        "client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
+        "init_args": {"include_dashboard": False, "log_to_driver": False, "logging_level": 40},
+    }
+
+
 def simulate(cfg: RunConfig, console: RunConsole) -> None:
     """Run the rounds on Ray through Flower's simulation engine."""
     from flwr.simulation import run_simulation
@@ -115,14 +134,7 @@ def simulate(cfg: RunConfig, console: RunConsole) -> None:
         server_app=make_server_app(cfg, console),
         client_app=make_client_app(cfg),
         num_supernodes=cfg.num_clients,
-        backend_config={
-            "client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
-            "init_args": {
-                "include_dashboard": False,
-                "log_to_driver": False,
-                "logging_level": 40,
-            },
-        },
+        backend_config=backend_config(cfg),
     )
 
 

@@ -30,6 +30,7 @@ from fl_sim.outputs import (
 )
 from fl_sim.partition import label_counts
 from fl_sim.sampling import SeededClientManager
+from fl_sim.scenarios import scenario_record
 from fl_sim.task import global_model, partition_of, predict
 
 STRATEGIES = {
@@ -172,7 +173,7 @@ def prepare_run(cfg: RunConfig, console: RunConsole) -> Path:
     """Create the output folder with the config and the partition, and show the partition."""
     out = claim_output(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.to_dict())
+    write_json(out / "config.json", {**cfg.to_dict(), **scenario_record(cfg)})
     counts = label_counts(load_mnist(cfg.data).y_train, partition_of(cfg))
     write_json(out / "partition.json", {"label_counts": counts.tolist()})
     console.partition_table(counts, f"{cfg.partition} partition: label counts per client")

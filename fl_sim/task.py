@@ -33,24 +33,35 @@ class ClientData:
 
 @functools.lru_cache(maxsize=4)
 def client_parts(
-    data: str, num_clients: int, method: str, seed: int, alpha: float
+    data: str, num_clients: int, method: str, seed: int, alpha: float, skew: float = 1.0
 ) -> list[np.ndarray]:
     """The partition's indices, derived from the seed in every process alike."""
     labels = load_mnist(data).y_train
-    return partition(labels, num_clients, method, seed, alpha)
+    return partition(labels, num_clients, method, seed, alpha, quantity_skew=skew)
+
+
+def _partition_key(cfg: RunConfig) -> tuple:
+    return (
+        cfg.data,
+        cfg.num_clients,
+        cfg.partition,
+        cfg.seed,
+        cfg.dirichlet_alpha,
+        cfg.quantity_skew,
+    )
 
 
 def partition_of(cfg: RunConfig) -> list[np.ndarray]:
     """The partition a config asks for."""
-    return client_parts(cfg.data, cfg.num_clients, cfg.partition, cfg.seed, cfg.dirichlet_alpha)
+    return client_parts(*_partition_key(cfg))
 
 
 @functools.lru_cache(maxsize=1024)
 def _client_data(
-    data: str, num_clients: int, method: str, seed: int, alpha: float, partition_id: int
+    data: str, num_clients: int, method: str, seed: int, alpha: float, skew: float, pid: int
 ) -> ClientData:
     mnist = load_mnist(data)
-    train, val = train_val_split(client_parts(data, num_clients, method, seed, alpha)[partition_id])
+    train, val = train_val_split(client_parts(data, num_clients, method, seed, alpha, skew)[pid])
     return ClientData(
         mnist.x_train[train], mnist.y_train[train], mnist.x_train[val], mnist.y_train[val]
     )
@@ -58,9 +69,7 @@ def _client_data(
 
 def client_data(cfg: RunConfig, partition_id: int) -> ClientData:
     """A client's local data, sliced once per process."""
-    return _client_data(
-        cfg.data, cfg.num_clients, cfg.partition, cfg.seed, cfg.dirichlet_alpha, partition_id
-    )
+    return _client_data(*_partition_key(cfg), partition_id)
 
 
 @functools.lru_cache(maxsize=2)
@@ -123,9 +132,12 @@ def train(
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """Class probabilities (inference mode: no dropout, BatchNorm's moving statistics).
 
-    Renormalised in float64, since float32 softmax rows miss 1 by rounding.
+    Renormalised in float64, since float32 softmax rows miss 1 by rounding. A model
+    wrecked by an attack (e.g. negative BatchNorm variances) outputs NaN; such rows
+    count as uniform guesses, so it scores at chance instead of crashing the metrics.
     """
     probs = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float64)
+    probs[~np.isfinite(probs).all(axis=1)] = 1.0
     return probs / probs.sum(axis=1, keepdims=True)
 
 
