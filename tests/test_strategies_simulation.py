@@ -50,11 +50,14 @@ EXPECTED_STEP = {
 
 @pytest.mark.slow  # 30-45 s on 2 cores, mostly starting Ray and its actors
 def test_each_message_strategy_in_a_real_simulation():
+    # Wait for all 3 nodes: with Flower's default of 2, a loaded machine can start
+    # round 1 before the third node is up, and the expected sums assume all three.
+    everyone = {"min_available_nodes": 3, "min_train_nodes": 3}
     strategies = [
-        message.FedAvg(),
-        message.FedWeightedAvg(),
-        message.FedMedian(),
-        message.FedProx(proximal_mu=0.5),
+        message.FedAvg(**everyone),
+        message.FedWeightedAvg(**everyone),
+        message.FedMedian(**everyone),
+        message.FedProx(proximal_mu=0.5, **everyone),
     ]
     results = {}
     server_app = ServerApp()
