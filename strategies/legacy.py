@@ -9,6 +9,7 @@ kernel, and a round without any usable update keeps the previous global model.
 from collections.abc import Callable
 from logging import WARNING
 from numbers import Real
+from typing import Any
 
 from flwr.common import (
     FitIns,
@@ -165,39 +166,11 @@ class FedProx(FedWeightedAvg):
     Every fit config carries `proximal_mu`, on top of what `on_fit_config_fn` returns.
     """
 
-    def __init__(
-        self,
-        *,
-        fraction_fit: float = 1.0,
-        fraction_evaluate: float = 1.0,
-        min_fit_clients: int = 2,
-        min_evaluate_clients: int = 2,
-        min_available_clients: int = 2,
-        evaluate_fn: EvaluateFn | None = None,
-        on_fit_config_fn: Callable[[int], dict[str, Scalar]] | None = None,
-        on_evaluate_config_fn: Callable[[int], dict[str, Scalar]] | None = None,
-        accept_failures: bool = True,
-        initial_parameters: Parameters | None = None,
-        fit_metrics_aggregation_fn: MetricsAggregationFn | None = weighted_metrics_mean,
-        evaluate_metrics_aggregation_fn: MetricsAggregationFn | None = weighted_metrics_mean,
-        proximal_mu: float,
-    ) -> None:
+    def __init__(self, *, proximal_mu: float, **kwargs: Any) -> None:
+        """Take ``proximal_mu`` and FedWeightedAvg's (so Flower's FedAvg's) arguments."""
         if not proximal_mu >= 0:
             raise ValueError(f"proximal_mu must be >= 0, got {proximal_mu}")
-        super().__init__(
-            fraction_fit=fraction_fit,
-            fraction_evaluate=fraction_evaluate,
-            min_fit_clients=min_fit_clients,
-            min_evaluate_clients=min_evaluate_clients,
-            min_available_clients=min_available_clients,
-            evaluate_fn=evaluate_fn,
-            on_fit_config_fn=on_fit_config_fn,
-            on_evaluate_config_fn=on_evaluate_config_fn,
-            accept_failures=accept_failures,
-            initial_parameters=initial_parameters,
-            fit_metrics_aggregation_fn=fit_metrics_aggregation_fn,
-            evaluate_metrics_aggregation_fn=evaluate_metrics_aggregation_fn,
-        )
+        super().__init__(**kwargs)
         self.proximal_mu = proximal_mu
 
     def configure_fit(
