@@ -13,8 +13,8 @@ import numpy as np
 
 NDArrays = list[np.ndarray]
 
-# Elements per block in `median`: the blocks of all clients stay in the CPU cache
-# while the selection network runs over them.
+# Elements per block in `median` and `RunningMean`: the blocks being combined stay in
+# the CPU cache while they are worked on.
 _BLOCK = 1 << 15
 
 
@@ -24,16 +24,75 @@ def mean(updates: Sequence[NDArrays]) -> NDArrays:
     This is the original study's FedAvg; `np.mean` over the client axis gives the
     same numbers, without first stacking all clients into one array.
     """
-    return [_mean_layer(layer) for layer in zip(*updates, strict=True)]
+    return weighted_mean(updates, [1.0] * len(updates))
 
 
 def weighted_mean(updates: Sequence[NDArrays], weights: Sequence[float]) -> NDArrays:
     """Coordinate-wise mean weighted by e.g. the clients' numbers of examples."""
-    total = float(sum(weights))
-    if not total > 0:
-        raise ValueError(f"weights must sum to a positive number, got {total}")
-    factors = [weight / total for weight in weights]
-    return [_weighted_mean_layer(layer, factors) for layer in zip(*updates, strict=True)]
+    running = RunningMean()
+    for update, weight in zip(updates, weights, strict=True):
+        running.add(update, weight)
+    return running.result()
+
+
+class RunningMean:
+    """Coordinate-wise weighted mean of updates added one at a time.
+
+    A server can read, add and drop one update after another and so hold the running
+    sums instead of every client's update. Weights count relative to the first one,
+    so that equal weights (the unweighted mean) cost no multiplication, a lone update
+    comes back as it is, and the terms keep the size of the updates.
+    """
+
+    def __init__(self) -> None:
+        self._sums: NDArrays = []
+        self._dtypes: list[np.dtype] = []
+        self._unit = 1.0  # the first weight, unless that was 0
+        self._weight = 0.0  # the sum of the weights added
+        self._scratch: dict[np.dtype, np.ndarray] = {}  # one block of terms per dtype
+
+    def add(self, update: NDArrays, weight: float = 1.0) -> None:
+        """Add `weight` times `update` to the sums; `update` is only read."""
+        first = not self._sums
+        if first:
+            self._unit = float(weight) or 1.0
+            self._dtypes = [array.dtype for array in update]
+            # In C order, so that a flat view of a sum lines up with a raveled update.
+            self._sums = [np.empty(array.shape, _accumulator(array.dtype)) for array in update]
+        factor = float(weight) / self._unit
+        for total, array in zip(self._sums, update, strict=True):
+            if first:
+                np.multiply(array, factor, out=total)
+            elif factor == 1.0:
+                np.add(total, array, out=total)
+            else:
+                self._add_scaled(total.reshape(-1), np.ravel(array), factor)
+        self._weight += weight
+
+    def result(self) -> NDArrays:
+        """The mean of the updates added, in their dtypes; the mean starts over.
+
+        The sums are divided in place and handed over: no second copy of the model.
+        """
+        if not self._weight > 0:
+            raise ValueError(f"weights must sum to a positive number, got {self._weight}")
+        divisor = self._weight / self._unit
+        arrays = [
+            np.divide(total, divisor, out=total).astype(dtype, copy=False)
+            for total, dtype in zip(self._sums, self._dtypes, strict=True)
+        ]
+        self._sums, self._weight = [], 0.0
+        return arrays
+
+    def _add_scaled(self, total: np.ndarray, array: np.ndarray, factor: float) -> None:
+        """total += factor * array, a cache-sized block at a time: no temporary the size
+        of the layer, and the block of terms is still in the cache when it is added."""
+        scratch = self._scratch.get(total.dtype)
+        if scratch is None:
+            scratch = self._scratch[total.dtype] = np.empty(_BLOCK, total.dtype)
+        for start in range(0, total.size, _BLOCK):
+            block = array[start : start + _BLOCK]
+            total[start : start + _BLOCK] += np.multiply(block, factor, out=scratch[: block.size])
 
 
 def median(updates: Sequence[NDArrays]) -> NDArrays:
@@ -50,23 +109,6 @@ def median(updates: Sequence[NDArrays]) -> NDArrays:
 def _accumulator(dtype: np.dtype) -> np.dtype:
     """Dtype to do arithmetic in: the layer's own one unless it cannot hold fractions."""
     return dtype if np.issubdtype(dtype, np.inexact) else np.dtype(np.float64)
-
-
-def _mean_layer(layer: Sequence[np.ndarray]) -> np.ndarray:
-    total = np.array(layer[0], dtype=_accumulator(layer[0].dtype))
-    for array in layer[1:]:
-        np.add(total, array, out=total)
-    total /= len(layer)
-    return total.astype(layer[0].dtype, copy=False)
-
-
-def _weighted_mean_layer(layer: Sequence[np.ndarray], factors: list[float]) -> np.ndarray:
-    total = np.multiply(layer[0], factors[0], dtype=_accumulator(layer[0].dtype))
-    term = np.empty_like(total)
-    for array, factor in zip(layer[1:], factors[1:], strict=True):
-        np.multiply(array, factor, out=term)
-        total += term
-    return total.astype(layer[0].dtype, copy=False)
 
 
 Comparator = tuple[int, int, bool, bool]

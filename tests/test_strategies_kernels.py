@@ -115,3 +115,24 @@ def test_median_and_mean_equal_numpy(num_clients, dtype):
 def test_median_propagates_nan_like_numpy():
     updates = [[np.array([1.0, 2.0])], [np.array([np.nan, 3.0])], [np.array([0.0, 4.0])]]
     np.testing.assert_array_equal(kernels.median(updates)[0], [np.nan, 3.0])
+
+
+def test_running_mean_adds_one_update_at_a_time_and_then_starts_over():
+    running = kernels.RunningMean()
+    for update, weight in zip(updates_of([4, 0, -4], [8, 2, 0]), [1, 3], strict=True):
+        running.add(update, weight)
+    assert_layers(running.result(), [[7, 1.5, -1], [[7], [1.5]]], np.float64)
+    running.add(updates_of([1, 2, 3])[0], 5)
+    assert_layers(running.result(), [[1, 2, 3], [[1], [2]]], np.float64)
+
+
+def test_weighted_mean_with_a_first_weight_of_zero():
+    updates = updates_of([100, 100, 100], [2, 4, 6], [4, 8, 0])
+    assert_layers(kernels.weighted_mean(updates, [0, 1, 1]), [[3, 6, 3], [[3], [6]]], np.float64)
+
+
+def test_weighted_mean_lines_up_layers_of_any_memory_order():
+    rng = np.random.default_rng(1)
+    updates = [[np.asfortranarray(rng.standard_normal((5, 3)))] for _ in range(3)]
+    want = np.average(np.stack([u[0] for u in updates]), axis=0, weights=[1, 2, 3])
+    np.testing.assert_allclose(kernels.weighted_mean(updates, [1, 2, 3])[0], want, rtol=1e-12)
