@@ -1,12 +1,15 @@
 """The aggregation step shared by the legacy and the Message-API strategies.
 
-Both APIs hand over the same thing, lists of arrays with a weight each, so the checks
-and the kernels are applied here once, whatever API the strategy speaks.
+Both APIs hand over the same thing, arrays serialized as `.npy` bytes with a weight per
+update, so reading, the checks and the kernels are applied here once, whatever API the
+strategy speaks.
 """
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from io import BytesIO
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -14,27 +17,57 @@ from . import kernels
 from .checks import check_update
 from .kernels import NDArrays
 
-Kernel = Callable[[list[NDArrays], list[float]], NDArrays]
-
 # Names of the counts every strategy adds to its training metrics.
 UPDATES_USED = "updates_used"
 UPDATES_REJECTED = "updates_rejected"
 FAILURES = "failures"
 
 
-def mean(updates: list[NDArrays], weights: list[float]) -> NDArrays:
+class Accumulator(Protocol):
+    """Takes a round's usable updates one by one, then gives their aggregate."""
+
+    def add(self, update: NDArrays, weight: float) -> None: ...
+
+    def result(self) -> NDArrays: ...
+
+
+# A strategy's aggregation: makes a fresh accumulator for every round.
+Kernel = Callable[[], Accumulator]
+
+
+class Mean(kernels.RunningMean):
     """Unweighted mean; the weights are ignored on purpose (the study's FedAvg)."""
-    return kernels.mean(updates)
+
+    def add(self, update: NDArrays, weight: float = 1.0) -> None:
+        super().add(update)
 
 
-def weighted_mean(updates: list[NDArrays], weights: list[float]) -> NDArrays:
-    """Mean weighted by the clients' weights (numbers of examples)."""
-    return kernels.weighted_mean(updates, weights)
+# Mean weighted by the clients' weights (numbers of examples).
+WeightedMean = kernels.RunningMean
 
 
-def median(updates: list[NDArrays], weights: list[float]) -> NDArrays:
-    """Coordinate-wise median; a client's weight does not buy it more influence."""
-    return kernels.median(updates)
+class Median:
+    """Coordinate-wise median; a client's weight does not buy it more influence.
+
+    The median needs every update at once, so this one keeps them (as views of their
+    serialized bytes, see `read_arrays`) until the end.
+    """
+
+    def __init__(self) -> None:
+        self._updates: list[NDArrays] = []
+
+    def add(self, update: NDArrays, weight: float) -> None:
+        self._updates.append(update)
+
+    def result(self) -> NDArrays:
+        return kernels.median(self._updates)
+
+
+class Update(NamedTuple):
+    """A client's update as it arrived: its arrays still serialized, and its weight."""
+
+    tensors: Sequence[bytes]  # one `.npy` serialization per array
+    weight: float
 
 
 class Outcome(NamedTuple):
@@ -45,36 +78,58 @@ class Outcome(NamedTuple):
     rejected: list[tuple[int, str]]  # (index, reason) of the updates left out
 
 
-def aggregate_valid(
-    kernel: Kernel,
-    updates: Sequence[NDArrays],
-    weights: Sequence[float],
-    reference: NDArrays,
-) -> Outcome:
+def aggregate_valid(kernel: Kernel, updates: Sequence[Update], reference: NDArrays) -> Outcome:
     """Aggregate with `kernel` the updates that pass `check_update` against `reference`.
 
     Replies arrive in whatever order the clients finish, and float sums depend on
     order; visiting the updates in an order given by their content makes the
-    aggregate, and so a seeded run, the same whichever client finished first.
+    aggregate, and so a seeded run, the same whichever client finished first. The
+    order is taken from the serialized bytes, so that the updates can then be read,
+    checked and added one at a time: the means never hold more than one update.
     """
+    accumulator = kernel()
     used, rejected = [], []
-    for index in sorted(range(len(updates)), key=lambda i: _order_key(updates[i], weights[i])):
-        update = updates[index]
-        reason = check_update(update, reference)
+    for index in sorted(range(len(updates)), key=lambda i: _order_key(updates[i])):
+        arrays = read_arrays(updates[index].tensors)
+        reason = check_update(arrays, reference)
         if reason is None:
+            accumulator.add(arrays, updates[index].weight)
             used.append(index)
         else:
             rejected.append((index, reason))
     rejected.sort()
-    if not used:
-        return Outcome(None, used, rejected)
-    arrays = kernel([updates[i] for i in used], [weights[i] for i in used])
-    return Outcome(arrays, used, rejected)
+    return Outcome(accumulator.result() if used else None, used, rejected)
 
 
-def _order_key(update: NDArrays, weight: float) -> tuple[float, bytes]:
-    """A cheap content fingerprint: the weight and the bytes of the smallest array."""
-    if not update:
-        return (float(weight), b"")
-    smallest = min(update, key=lambda a: getattr(a, "size", 0))
-    return (float(weight), hashlib.blake2b(np.asarray(smallest).tobytes(), digest_size=16).digest())
+def _order_key(update: Update) -> tuple[float, bytes]:
+    """A cheap content fingerprint: the weight and a hash of the smallest tensor's bytes."""
+    smallest = min(update.tensors, key=len, default=b"")
+    return (float(update.weight), hashlib.blake2b(smallest, digest_size=16).digest())
+
+
+def read_arrays(tensors: Sequence[bytes]) -> NDArrays:
+    """Deserialize arrays as `np.load` does, but as read-only views of the bytes.
+
+    `np.load` copies an array's data twice on its way out of a bytes object; the
+    aggregation only reads an update, so viewing the bytes it already holds is enough.
+    """
+    return [_read_array(tensor) for tensor in tensors]
+
+
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _read_array(tensor: bytes) -> np.ndarray:
+    """One `.npy` serialization as a read-only view, its header read by NumPy."""
+    stream = BytesIO(tensor)
+    read_header = _HEADER_READERS.get(np.lib.format.read_magic(stream))
+    if read_header is None:  # a newer format: leave it to NumPy (never with pickles)
+        return np.load(BytesIO(tensor), allow_pickle=False)
+    shape, fortran_order, dtype = read_header(stream)
+    if dtype.hasobject:  # NumPy refuses it without pickles, with its reason
+        return np.load(BytesIO(tensor), allow_pickle=False)
+    array = np.frombuffer(tensor, dtype, count=math.prod(shape), offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")

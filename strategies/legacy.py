@@ -19,7 +19,6 @@ from flwr.common import (
     Parameters,
     Scalar,
     ndarrays_to_parameters,
-    parameters_to_ndarrays,
 )
 from flwr.common.logger import log
 from flwr.server.client_manager import ClientManager
@@ -52,7 +51,7 @@ class FedAvg(FlowerFedAvg):
     functions default to `weighted_metrics_mean`.
     """
 
-    kernel: aggregation.Kernel = staticmethod(aggregation.mean)
+    kernel: aggregation.Kernel = aggregation.Mean
     # The latest round's counts, for apps that report them as rounds go by.
     last_counts: dict[str, int] = {}  # replaced, never mutated
 
@@ -118,9 +117,8 @@ class FedAvg(FlowerFedAvg):
             raise RuntimeError("aggregate_fit needs the global model sent in configure_fit")
         outcome = aggregation.aggregate_valid(
             self.kernel,
-            [parameters_to_ndarrays(res.parameters) for _, res in results],
-            [res.num_examples for _, res in results],
-            parameters_to_ndarrays(self.global_parameters),
+            [aggregation.Update(res.parameters.tensors, res.num_examples) for _, res in results],
+            aggregation.read_arrays(self.global_parameters.tensors),
         )
         for index, reason in outcome.rejected:
             log(
@@ -150,13 +148,13 @@ class FedAvg(FlowerFedAvg):
 class FedWeightedAvg(FedAvg):
     """Federated Averaging weighted by the clients' numbers of examples (McMahan et al.)."""
 
-    kernel = staticmethod(aggregation.weighted_mean)
+    kernel = aggregation.WeightedMean
 
 
 class FedMedian(FedAvg):
     """Coordinate-wise median of the updates (Yin et al., 2018), robust to outliers."""
 
-    kernel = staticmethod(aggregation.median)
+    kernel = aggregation.Median
 
 
 class FedProx(FedWeightedAvg):

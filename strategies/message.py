@@ -14,13 +14,13 @@ from logging import INFO, WARNING
 from numbers import Real
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common.constant import SType
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
 from . import aggregation
 from .aggregation import FAILURES, UPDATES_REJECTED, UPDATES_USED
-from .kernels import NDArrays
 
 MetricsAggrFn = Callable[[list[RecordDict], str], MetricRecord]
 
@@ -28,7 +28,7 @@ MetricsAggrFn = Callable[[list[RecordDict], str], MetricRecord]
 class FedAvg(FlowerFedAvg):
     """Federated Averaging with the unweighted mean of the original study."""
 
-    kernel: aggregation.Kernel = staticmethod(aggregation.mean)
+    kernel: aggregation.Kernel = aggregation.Mean
     global_arrays: ArrayRecord | None = None  # set by configure_train
     # The latest round's counts, for apps that report them as rounds go by.
     last_counts: dict[str, int] = {}  # replaced, never mutated
@@ -59,12 +59,11 @@ class FedAvg(FlowerFedAvg):
             if isinstance(unpacked, str):
                 rejected.append((reply, unpacked))
             else:
-                readable.append((reply, *unpacked))
+                readable.append((reply, unpacked))
 
         outcome = aggregation.aggregate_valid(
             self.kernel,
-            [arrays for _, arrays, _ in readable],
-            [weight for _, _, weight in readable],
+            [update for _, update in readable],
             self.global_arrays.to_numpy_ndarrays(),
         )
         rejected += [(readable[i][0], reason) for i, reason in outcome.rejected]
@@ -98,13 +97,13 @@ class FedAvg(FlowerFedAvg):
 class FedWeightedAvg(FedAvg):
     """Federated Averaging weighted by `weighted_by_key` (Flower's FedAvg)."""
 
-    kernel = staticmethod(aggregation.weighted_mean)
+    kernel = aggregation.WeightedMean
 
 
 class FedMedian(FedAvg):
     """Coordinate-wise median of the replies (Yin et al., 2018), robust to outliers."""
 
-    kernel = staticmethod(aggregation.median)
+    kernel = aggregation.Median
 
 
 class FedProx(FedWeightedAvg):
@@ -158,11 +157,9 @@ class FedProx(FedWeightedAvg):
         return super().configure_train(server_round, arrays, config, grid)
 
 
-def _unpack(
-    content: RecordDict, keys: list[str], weighted_by_key: str
-) -> tuple[NDArrays, float] | str:
-    """Return a reply's arrays in the global model's key order and its weight, or why
-    they cannot be had."""
+def _unpack(content: RecordDict, keys: list[str], weighted_by_key: str) -> aggregation.Update | str:
+    """Return a reply's serialized arrays in the global model's key order and its
+    weight, or why they cannot be had."""
     if len(content.array_records) != 1 or len(content.metric_records) != 1:
         return "expected exactly one ArrayRecord and one MetricRecord"
     record = next(iter(content.array_records.values()))
@@ -171,4 +168,7 @@ def _unpack(
     weight = next(iter(content.metric_records.values())).get(weighted_by_key)
     if not isinstance(weight, Real) or isinstance(weight, bool):
         return f"no number under '{weighted_by_key}' in its MetricRecord"
-    return [record[key].numpy() for key in keys], float(weight)
+    not_numpy = [key for key in keys if record[key].stype != SType.NUMPY]
+    if not_numpy:
+        return f"arrays {not_numpy} are not serialized by NumPy"
+    return aggregation.Update([record[key].data for key in keys], float(weight))

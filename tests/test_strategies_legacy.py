@@ -1,5 +1,6 @@
 """The legacy-API strategies: checks, kernels, counts and configs, and Flower parity."""
 
+import random
 from unittest.mock import Mock
 
 import numpy as np
@@ -263,3 +264,21 @@ def test_each_kind_of_bad_update_never_reaches_the_model(make, kind):
     for got, want in zip(parameters_to_ndarrays(mixed), parameters_to_ndarrays(clean), strict=True):
         np.testing.assert_array_equal(got, want)
     assert metrics["updates_rejected"] == 1 and metrics["updates_used"] == 3
+
+
+@pytest.mark.parametrize(
+    "make",
+    [FedAvg, FedWeightedAvg, FedMedian, lambda: FedProx(proximal_mu=0.1)],
+    ids=["FedAvg", "FedWeightedAvg", "FedMedian", "FedProx"],
+)
+def test_the_model_does_not_depend_on_the_order_of_the_results(make):
+    """Updates are read one at a time in an order given by their bytes, not by arrival."""
+    results = random_results(6, seed=3) + results_of(*BAD)
+    reference = parameters_to_ndarrays(results[0][1].parameters)
+    models = set()
+    for seed in range(4):
+        shuffled = random.Random(seed).sample(results, len(results))
+        parameters, metrics = started(make(), reference).aggregate_fit(1, shuffled, [])
+        assert metrics["updates_used"] == 6 and metrics["updates_rejected"] == 2
+        models.add(tuple(parameters.tensors))
+    assert len(models) == 1

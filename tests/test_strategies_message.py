@@ -1,5 +1,6 @@
 """The Message-API strategies: same checks and kernels as the legacy ones, Flower parity."""
 
+import random
 import subprocess
 import sys
 from unittest.mock import Mock
@@ -252,3 +253,32 @@ def test_each_kind_of_bad_reply_never_reaches_the_model(make, kind):
     for key, want in as_numpy(clean).items():
         np.testing.assert_array_equal(as_numpy(mixed)[key], want)
     assert metrics["updates_rejected"] == 1 and metrics["updates_used"] == 3
+
+
+@pytest.mark.parametrize(
+    "make",
+    [FedAvg, FedWeightedAvg, FedMedian, lambda: FedProx(proximal_mu=0.1)],
+    ids=["FedAvg", "FedWeightedAvg", "FedMedian", "FedProx"],
+)
+def test_the_arrays_do_not_depend_on_the_order_of_the_replies(make):
+    """Replies are read one at a time in an order given by their bytes, not by arrival."""
+    replies = random_replies(6, seed=3)
+    reference = as_numpy(replies[0].content["arrays"])
+    models = set()
+    for seed in range(4):
+        shuffled = random.Random(seed).sample(replies, len(replies))
+        arrays, metrics = started(make(), reference).aggregate_train(1, shuffled)
+        assert metrics["updates_used"] == 6
+        models.add(tuple(array.data for array in arrays.values()))
+    assert len(models) == 1
+
+
+def test_a_reply_not_serialized_by_numpy_is_left_out(caplog):
+    foreign = reply(update(0, 0, 0, 0), node_id=8)
+    foreign.content["arrays"]["dense"] = Array(
+        dtype="float32", shape=(1, 2), stype="torch.Tensor", data=b"\0" * 8
+    )
+    caplog.set_level("WARNING", logger="flwr")
+    _, metrics = started(FedAvg()).aggregate_train(1, [foreign, *good_replies()])
+    assert (metrics["updates_used"], metrics["updates_rejected"]) == (3, 1)
+    assert "node 8: arrays ['dense'] are not serialized by NumPy" in caplog.text
