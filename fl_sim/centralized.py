@@ -4,7 +4,7 @@ It answers "what would pooling the data have given?": the same architecture and
 initial weights as the federation (from the seed), trained on the union of every
 client's training split for rounds x local_epochs epochs, and tested after each
 round's worth of epochs, so its curve lines up with the federated ones. No Flower,
-no Ray: plain Keras in this process.
+no Ray: the clients' own training epochs, in this process.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fl_sim.models import build_model
 from fl_sim.outputs import output_dir, write_json
 from fl_sim.partition import train_val_split
 from fl_sim.task import fit_seed, partition_of, predict, reseed
+from fl_sim.training import epoch_runner
 
 
 def pooled_training_set(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -34,11 +35,14 @@ def run_centralized(cfg: RunConfig) -> list[dict]:
     x, y = pooled_training_set(cfg)
     test = load_mnist(cfg.data)
     model = build_model(cfg.model, cfg.seed, learning_rate=cfg.learning_rate)
+    runner = epoch_runner(model)
     rows = [{"round": 0, "test": classification_metrics(test.y_test, predict(model, test.x_test))}]
     for rnd in range(1, cfg.rounds + 1):
         start = time.perf_counter()
-        reseed(model, fit_seed(cfg.seed, rnd, cfg.num_clients))
-        model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.local_epochs, shuffle=True, verbose=0)
+        seed = fit_seed(cfg.seed, rnd, cfg.num_clients)
+        reseed(model, seed)
+        rng = np.random.default_rng(seed)
+        runner.fit(x, y, epochs=cfg.local_epochs, batch_size=cfg.batch_size, rng=rng)
         scores = classification_metrics(test.y_test, predict(model, test.x_test))
         rows.append({"round": rnd, "seconds": time.perf_counter() - start, "test": scores})
     out = output_dir(cfg)

@@ -7,7 +7,8 @@ import pytest
 
 from fl_sim.data import load_mnist
 from fl_sim.models import build_model
-from fl_sim.task import ClientData, train
+from fl_sim.task import ClientData, reseed, reset_optimizer, train
+from fl_sim.training import epoch_runner
 
 DATA = load_mnist()
 SLICE = ClientData(
@@ -36,33 +37,40 @@ def test_seed_fixes_the_initial_model():
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
-def _train(mu: float, proximal: bool = True) -> tuple[list, list]:
-    model = build_model("mlp", 3, proximal=proximal)
+def _train(mu: float) -> tuple[list, list]:
+    model = build_model("mlp", 3, proximal=True)
     before = [w.numpy().copy() for w in model.trainable_weights]
-    if proximal:
-        train(model, SLICE, epochs=1, batch_size=32, learning_rate=1e-3, proximal_mu=mu, seed=11)
-    else:
-        from fl_sim.task import reseed, reset_optimizer
-
-        reset_optimizer(model, 1e-3)
-        reseed(model, 11)
-        model.fit(
-            SLICE.x_train,
-            SLICE.y_train,
-            batch_size=32,
-            epochs=1,
-            shuffle=True,
-            validation_data=(SLICE.x_val, SLICE.y_val),
-            verbose=0,
-        )
+    train(model, SLICE, epochs=1, batch_size=32, learning_rate=1e-3, proximal_mu=mu, seed=11)
     return before, [w.numpy() for w in model.trainable_weights]
 
 
-def test_mu_zero_trains_exactly_like_plain_keras():
-    _, with_prox = _train(0.0)
-    _, plain = _train(0.0, proximal=False)
-    for a, b in zip(with_prox, plain, strict=True):
-        np.testing.assert_array_equal(a, b)
+def _fit_in_order(model, keras_fit: bool) -> dict[str, list[float]]:
+    reset_optimizer(model, 1e-3)
+    reseed(model, 11)
+    x, y = SLICE.x_train[:1000], SLICE.y_train[:1000]  # a last batch of 8
+    kwargs = {"epochs": 2, "batch_size": 32, "validation_data": (SLICE.x_val, SLICE.y_val)}
+    if keras_fit:
+        return model.fit(x, y, shuffle=False, verbose=0, **kwargs).history
+    validation = kwargs.pop("validation_data")
+    return epoch_runner(model).fit(x, y, rng=None, validation=validation, **kwargs)
+
+
+@pytest.mark.parametrize("proximal", [False, True])
+def test_compiled_epochs_train_exactly_like_keras_fit(proximal):
+    """Same batches in the same order: the same weights and curves as ``model.fit``.
+
+    With ``proximal=True`` and mu 0 this also shows the proximal term changes nothing.
+    """
+    models = [build_model("mlp", 3, proximal=proximal) for _ in range(2)]
+    if proximal:
+        for model in models:
+            model.anchor(0.0)
+    ours, keras_fit = _fit_in_order(models[0], False), _fit_in_order(models[1], True)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert ours.keys() == keras_fit.keys() == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for key in ours:
+        np.testing.assert_allclose(ours[key], keras_fit[key], rtol=1e-5)
 
 
 def test_large_mu_keeps_weights_near_the_global_model():
