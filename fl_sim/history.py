@@ -55,6 +55,7 @@ def _numeric(results: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[
 
 
 COUNTS = ("updates_used", "updates_rejected", "failures")
+TIMINGS = ("seconds", "aggregation_seconds")  # the round's wall time and the server's part
 
 
 def rounds_table(
@@ -67,8 +68,9 @@ def rounds_table(
     for rnd in sorted(set(test) | set(fit) | set(evaluate)):
         row: dict[str, Any] = {"round": rnd}
         scores = dict(test.get(rnd, {}))
-        if "seconds" in scores:
-            row["seconds"] = scores.pop("seconds")
+        for timing in TIMINGS:
+            if timing in scores:
+                row[timing] = scores.pop(timing)
         if scores:
             row["test"] = scores
         trained = dict(fit.get(rnd, {}))

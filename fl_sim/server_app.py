@@ -67,6 +67,8 @@ class TestSetEvaluator:
         counts = self.strategy.last_counts if self.strategy and server_round else {}
         self.console.round_line(server_round, scores, seconds, counts)
         loss = scores.pop("loss")
+        if counts:
+            scores["aggregation_seconds"] = self.strategy.last_seconds
         return loss, {**scores, "seconds": seconds}
 
 

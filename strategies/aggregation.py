@@ -5,8 +5,10 @@ update, so reading, the checks and the kernels are applied here once, whatever A
 strategy speaks.
 """
 
+import functools
 import hashlib
 import math
+import time
 from collections.abc import Callable, Sequence
 from io import BytesIO
 from typing import NamedTuple, Protocol
@@ -21,6 +23,20 @@ from .kernels import NDArrays
 UPDATES_USED = "updates_used"
 UPDATES_REJECTED = "updates_rejected"
 FAILURES = "failures"
+
+
+def timed(method):
+    """Keep the wall time of the latest call in ``self.last_seconds``, for apps to report."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.last_seconds = time.perf_counter() - start
+
+    return wrapper
 
 
 class Accumulator(Protocol):

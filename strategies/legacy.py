@@ -54,6 +54,7 @@ class FedAvg(FlowerFedAvg):
     kernel: aggregation.Kernel = aggregation.Mean
     # The latest round's counts, for apps that report them as rounds go by.
     last_counts: dict[str, int] = {}  # replaced, never mutated
+    last_seconds: float | None = None  # the latest aggregation's wall time
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class FedAvg(FlowerFedAvg):
         self.global_parameters = parameters
         return super().configure_fit(server_round, parameters, client_manager)
 
+    @aggregation.timed
     def aggregate_fit(
         self,
         server_round: int,

@@ -32,6 +32,7 @@ class FedAvg(FlowerFedAvg):
     global_arrays: ArrayRecord | None = None  # set by configure_train
     # The latest round's counts, for apps that report them as rounds go by.
     last_counts: dict[str, int] = {}  # replaced, never mutated
+    last_seconds: float | None = None  # the latest aggregation's wall time
 
     def __repr__(self) -> str:
         """Name the strategy."""
@@ -44,6 +45,7 @@ class FedAvg(FlowerFedAvg):
         self.global_arrays = arrays
         return super().configure_train(server_round, arrays, config, grid)
 
+    @aggregation.timed
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:

@@ -71,11 +71,14 @@ BAD = [
 def test_bad_updates_are_left_out_and_counted(strategy, expected):
     results = results_of(GOOD[0], BAD[0], GOOD[1], BAD[1], GOOD[2])
     failures = [RuntimeError("client crashed")]
-    parameters, metrics = started(strategy).aggregate_fit(1, results, failures)
+    strategy = started(strategy)
+    assert strategy.last_seconds is None
+    parameters, metrics = strategy.aggregate_fit(1, results, failures)
     for got, want in zip(parameters_to_ndarrays(parameters), expected, strict=True):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-6)
     assert metrics == {"updates_used": 3, "updates_rejected": 2, "failures": 1}
+    assert 0 < strategy.last_seconds < 10  # the aggregation's wall time, for apps to report
 
 
 @pytest.mark.parametrize("strategy_class", [FedAvg, FedWeightedAvg, FedMedian])
