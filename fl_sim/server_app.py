@@ -45,6 +45,8 @@ MESSAGE_STRATEGIES = {
     "fedmedian": strategies.message.FedMedian,
     "fedprox": strategies.message.FedProx,
 }
+# Beyond this many clients their curves are kept as data only: 500 plots take minutes.
+CLIENT_PLOTS = 20
 
 
 class TestSetEvaluator:
@@ -246,9 +248,10 @@ def write_outputs(
     plot_confusion(test.y_test, np.argmax(probs, axis=1), out / "confusion_matrix.png", title)
     plot_global_curves(rounds, out / "curves.png", title)
     for pid, curves in recorder.curves.items():
-        plot_client_curves(
-            curves, out / "clients" / f"client_{pid}" / "curves.png", f"client {pid}"
-        )
+        folder = out / "clients" / f"client_{pid}"
+        write_json(folder / "curves.json", curves)
+        if len(recorder.curves) <= CLIENT_PLOTS:
+            plot_client_curves(curves, folder / "curves.png", f"client {pid}")
     for pid, text in recorder.reports.items():
         write_text(out / "clients" / f"client_{pid}" / "classification_report.txt", text)
 
