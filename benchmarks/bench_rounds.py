@@ -164,6 +164,8 @@ def markdown(results: dict) -> str:
     for model, info in results["models"].items():
         c = info["centralized"]
         lines.append(f"| {model} | {c['keras_fit_s']:.2f} | {c['epoch_s']:.2f} |")
+    if not results["strategies"]:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         f"Server-side aggregation per round ({results['strategy_model']}, "
@@ -186,7 +188,7 @@ def main() -> None:
     parser.add_argument("--clients", nargs="+", type=int, default=[5, 50, 500])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="centralized epochs timed")
-    parser.add_argument("--strategy-clients", type=int, default=50)
+    parser.add_argument("--strategy-clients", type=int, default=50, help="0: skip strategies")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-rounds"))
     args = parser.parse_args()
     results = {
@@ -207,7 +209,7 @@ def main() -> None:
                 print(f"{model}: {clients} clients", flush=True)
                 info["federated"].append(federated(model, clients, args.rounds, "fedavg", scratch))
             results["models"][model] = info
-        for strategy in STRATEGIES:
+        for strategy in STRATEGIES if args.strategy_clients else ():
             print(f"mlp: {strategy}, {args.strategy_clients} clients", flush=True)
             run = federated("mlp", args.strategy_clients, args.rounds, strategy, scratch)
             results["strategies"].append(run)

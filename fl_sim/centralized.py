@@ -18,8 +18,8 @@ from fl_sim.data import load_mnist
 from fl_sim.metrics import classification_metrics
 from fl_sim.models import build_model
 from fl_sim.outputs import output_dir, write_json
-from fl_sim.partition import train_val_split
-from fl_sim.task import fit_seed, partition_of, predict, reseed
+from fl_sim.partition import partition_of, train_val_split
+from fl_sim.task import fit_seed, predict, reseed
 from fl_sim.training import epoch_runner
 
 

@@ -78,7 +78,7 @@ def build_grid(args: argparse.Namespace) -> Grid:
 
 def check(grid: Grid) -> None:
     """Build every config and partition now, so a bad cell fails before hours of work."""
-    from fl_sim.task import partition_of
+    from fl_sim.partition import partition_of
 
     for run in grid.runs():
         partition_of(run.cfg)

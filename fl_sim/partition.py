@@ -7,9 +7,12 @@ same split without shipping it around.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from fl_sim.config import ConfigError
+from fl_sim.config import ConfigError, RunConfig
+from fl_sim.data import load_mnist
 
 NUM_CLASSES = 10
 VALIDATION_FRACTION = 0.1
@@ -152,3 +155,29 @@ def _apportion(sizes: np.ndarray, total: int) -> np.ndarray:
     remainder = extra - counts.sum()
     counts[np.argsort(counts - ideal)[:remainder]] += 1
     return counts + 1
+
+
+@functools.lru_cache(maxsize=4)
+def client_parts(
+    data: str, num_clients: int, method: str, seed: int, alpha: float, skew: float = 1.0
+) -> list[np.ndarray]:
+    """The partition's indices, derived from the seed in every process alike."""
+    labels = load_mnist(data).y_train
+    return partition(labels, num_clients, method, seed, alpha, quantity_skew=skew)
+
+
+def partition_key(cfg: RunConfig) -> tuple:
+    """The config fields that decide the partition, as ``client_parts`` takes them."""
+    return (
+        cfg.data,
+        cfg.num_clients,
+        cfg.partition,
+        cfg.seed,
+        cfg.dirichlet_alpha,
+        cfg.quantity_skew,
+    )
+
+
+def partition_of(cfg: RunConfig) -> list[np.ndarray]:
+    """The partition a config asks for."""
+    return client_parts(*partition_key(cfg))

@@ -109,7 +109,7 @@ def error_line(err: Exception) -> str:
 def check_inputs(cfg: RunConfig) -> RunConfig:
     """Refuse what only the data or the output folder can reveal; fix the folder's name."""
     from fl_sim.outputs import claim_output
-    from fl_sim.task import partition_of
+    from fl_sim.partition import partition_of
 
     partition_of(cfg)
     return cfg.replace(output=str(claim_output(cfg)))
@@ -141,12 +141,11 @@ def simulate(cfg: RunConfig, console: RunConsole) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
-        cfg = parse_config(argv)
-        quiet()
-        cfg = check_inputs(cfg)
+        cfg = check_inputs(parse_config(argv))
     except (ConfigError, DataError) as err:
         print(error_line(err), file=sys.stderr)
         return 2
+    quiet()
     console = RunConsole()
     simulate(cfg, console)
     final = json.loads((Path(cfg.output) / "history.json").read_text())["rounds"][-1]

@@ -28,10 +28,10 @@ from fl_sim.outputs import (
     write_json,
     write_text,
 )
-from fl_sim.partition import label_counts
+from fl_sim.partition import label_counts, partition_of
 from fl_sim.sampling import SeededClientManager
 from fl_sim.scenarios import scenario_record
-from fl_sim.task import global_model, partition_of, predict
+from fl_sim.task import global_model, predict
 
 STRATEGIES = {
     "fedavg": strategies.FedAvg,

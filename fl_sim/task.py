@@ -16,7 +16,7 @@ import numpy as np
 from fl_sim.config import RunConfig
 from fl_sim.data import load_mnist
 from fl_sim.models import ProximalModel, build_model
-from fl_sim.partition import partition, train_val_split
+from fl_sim.partition import client_parts, partition_key, train_val_split
 from fl_sim.training import epoch_runner, predict_probabilities
 
 
@@ -28,31 +28,6 @@ class ClientData:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-
-
-@functools.lru_cache(maxsize=4)
-def client_parts(
-    data: str, num_clients: int, method: str, seed: int, alpha: float, skew: float = 1.0
-) -> list[np.ndarray]:
-    """The partition's indices, derived from the seed in every process alike."""
-    labels = load_mnist(data).y_train
-    return partition(labels, num_clients, method, seed, alpha, quantity_skew=skew)
-
-
-def _partition_key(cfg: RunConfig) -> tuple:
-    return (
-        cfg.data,
-        cfg.num_clients,
-        cfg.partition,
-        cfg.seed,
-        cfg.dirichlet_alpha,
-        cfg.quantity_skew,
-    )
-
-
-def partition_of(cfg: RunConfig) -> list[np.ndarray]:
-    """The partition a config asks for."""
-    return client_parts(*_partition_key(cfg))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -68,7 +43,7 @@ def _client_data(
 
 def client_data(cfg: RunConfig, partition_id: int) -> ClientData:
     """A client's local data, sliced once per process."""
-    return _client_data(*_partition_key(cfg), partition_id)
+    return _client_data(*partition_key(cfg), partition_id)
 
 
 @functools.lru_cache(maxsize=2)

@@ -135,7 +135,7 @@ def test_cli_error_as_a_user_sees_it(tmp_path):
 @pytest.mark.parametrize("argv, words", [(a, w) for a, w in BAD_INPUT if a[1] != "two"])
 def test_flwr_run_config_refuses_the_same_values(argv, words):
     """The same values as ``flwr run --run-config`` keys give the same ConfigError."""
-    from fl_sim.task import partition_of
+    from fl_sim.partition import partition_of
 
     pairs = dict(zip(argv[::2], argv[1::2], strict=True))
     values = {flag[2:]: _toml_value(value) for flag, value in pairs.items()}
