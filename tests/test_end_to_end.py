@@ -17,6 +17,8 @@ import time
 import numpy as np
 import pytest
 
+from fl_sim.history import TIMINGS
+
 OUTPUTS = [
     "config.json",
     "partition.json",
@@ -49,7 +51,7 @@ def _run(key: str, small_npz: str, tmp_path_factory, *args: str):
 def _rounds(out) -> list[dict]:
     """The history, flat ("test.loss": ...), without the wall times no two runs share."""
     rounds = json.loads((out / "history.json").read_text())["rounds"]
-    return [_flat({k: v for k, v in r.items() if k != "seconds"}) for r in rounds]
+    return [_flat({k: v for k, v in r.items() if k not in TIMINGS}) for r in rounds]
 
 
 def _flat(row: dict, prefix: str = "") -> dict:
