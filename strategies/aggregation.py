@@ -106,7 +106,11 @@ def aggregate_valid(kernel: Kernel, updates: Sequence[Update], reference: NDArra
     accumulator = kernel()
     used, rejected = [], []
     for index in sorted(range(len(updates)), key=lambda i: _order_key(updates[i])):
-        arrays = read_arrays(updates[index].tensors)
+        try:
+            arrays = read_arrays(updates[index].tensors)
+        except ValueError as err:  # bytes that are no `.npy` array: a client's bug, not ours
+            rejected.append((index, f"unreadable array: {err}"))
+            continue
         reason = check_update(arrays, reference)
         if reason is None:
             accumulator.add(arrays, updates[index].weight)

@@ -127,6 +127,21 @@ def test_bad_updates_in_a_stream_are_left_out_with_their_reasons(name):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not npy"])
+def test_an_unreadable_update_is_left_out_not_fatal(damage):
+    """Bytes that are no `.npy` array are a rejected update, as a wrong shape is."""
+    good = random_updates(2, seed=6)
+    tensors = list(good[0].tensors)
+    tensors[1] = tensors[1][:-8] if damage == "truncated" else b"not an array"
+    outcome = aggregate_valid(aggregation.Mean, [Update(tensors, 1.0), good[1]], REFERENCE)
+    assert outcome.used == [1]
+    assert [index for index, _ in outcome.rejected] == [0]
+    assert outcome.rejected[0][1].startswith("unreadable array")
+    clean = aggregate_valid(aggregation.Mean, [good[1]], REFERENCE)
+    for got, want in zip(outcome.arrays, clean.arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_without_a_usable_update_there_is_no_aggregate():
     outcome = aggregate_valid(aggregation.WeightedMean, [u for u, _ in bad_updates()], REFERENCE)
     assert outcome.arrays is None and outcome.used == [] and len(outcome.rejected) == 3
