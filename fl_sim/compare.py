@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         compute(grid, todo, console)
     command = " ".join(["python -m fl_sim.compare", shlex.join(argv)]).strip()
-    elapsed = None if args.report_only else time.perf_counter() - start
+    elapsed = time.perf_counter() - start if todo and not args.report_only else None
     report = write_report(grid, command, elapsed)
     console.print(f"[bold]done[/bold]: {report} and {report.parent / 'results.csv'}")
     return 0

@@ -99,6 +99,7 @@ def test_tiny_grid_writes_the_report_and_resumes_without_recomputing(small_npz, 
     first = _compare(small_npz, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     report = (tmp_path / "report.md").read_text()
+    assert "This invocation took" in report
     for name in (*STRATEGIES, CENTRALIZED, "## iid", "## sign-flip-1", "## Conclusion"):
         assert name in report
     assert (tmp_path / "plots" / "sign-flip-1.png").stat().st_size > 0
@@ -115,6 +116,7 @@ def test_tiny_grid_writes_the_report_and_resumes_without_recomputing(small_npz, 
     assert again.returncode == 0, again.stderr[-3000:]
     assert "9 already done" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/**/history.json")} == stamps
+    assert "This invocation took" not in (tmp_path / "report.md").read_text()  # it computed nothing
 
 
 def test_report_only_computes_nothing_and_says_what_is_missing(small_npz, tmp_path):
