@@ -12,10 +12,13 @@ For each model, in one run on one machine:
   tree (driver, Ray and its workers);
 - server side: each strategy's aggregation time per round (median over the rounds).
 
+Every federated setting is run ``--runs`` times; the tables show the median of the runs
+(``results.json`` keeps each run).
+
 Run from the repository root:
 
     python -m benchmarks.bench_rounds [--models mlp cnn] [--clients 5 50 500] [--rounds 4]
-                                      [--strategy-clients 50] [--out runs/bench-rounds]
+                                      [--runs 3] [--strategy-clients 50] [--out runs/bench-rounds]
 
 It writes ``results.json`` and ``results.md`` into ``--out`` and prints the table.
 """
@@ -71,7 +74,7 @@ class TreeMemory:
 
 def federated(model: str, clients: int, rounds: int, strategy: str, scratch: Path) -> dict:
     """One ``python -m fl_sim.run``; its timings from history.json and the clock."""
-    out = scratch / f"{model}-{clients}-{strategy}"
+    out = Path(tempfile.mkdtemp(prefix=f"{model}-{clients}-{strategy}-", dir=scratch))
     command = [
         sys.executable, "-m", "fl_sim.run", "--model", model, "--num-clients", str(clients),
         "--rounds", str(rounds), "--strategy", strategy, "--seed", "0",
@@ -100,6 +103,22 @@ def federated(model: str, clients: int, rounds: int, strategy: str, scratch: Pat
         "aggregation_s": statistics.median(row["aggregation_seconds"] for row in rows),
         "final_accuracy": rows[-1]["test"]["accuracy"],
         "peak_rss_mb": peak / 2**20,
+    }
+
+
+MEDIAN_KEYS = ("first_round_s", "steady_round_s", "aggregation_s", "peak_rss_mb")
+
+
+def repeated(runs: int, *args) -> dict:
+    """``federated(*args)`` ``runs`` times: the median of each timing and of the peak memory.
+
+    The runs are seeded alike, so they differ only in time and memory.
+    """
+    each = [federated(*args) for _ in range(runs)]
+    return {
+        **each[0],
+        **{k: statistics.median(r[k] for r in each) for k in MEDIAN_KEYS},
+        "runs": each,
     }
 
 
@@ -138,6 +157,7 @@ def markdown(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']}. Each federated run: FedAvg, IID, 1 local epoch, "
         f"batch 32, {results['rounds']} rounds; steady round = median of rounds 2..R; "
+        f"every federated figure is the median of {results['runs']} runs; "
         "centralized epoch = median of "
         f"{results['repeats']} epochs over the 60,000 images, batch 32.",
         "",
@@ -188,6 +208,7 @@ def main() -> None:
     parser.add_argument("--clients", nargs="+", type=int, default=[5, 50, 500])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="centralized epochs timed")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each federated setting")
     parser.add_argument("--strategy-clients", type=int, default=50, help="0: skip strategies")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-rounds"))
     args = parser.parse_args()
@@ -195,6 +216,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
         "rounds": args.rounds,
         "repeats": args.repeats,
+        "runs": args.runs,
         "models": {},
         "strategy_model": "mlp",
         "strategy_clients": args.strategy_clients,
@@ -207,11 +229,12 @@ def main() -> None:
             info = {"centralized": centralized(model, args.repeats), "federated": []}
             for clients in args.clients:
                 print(f"{model}: {clients} clients", flush=True)
-                info["federated"].append(federated(model, clients, args.rounds, "fedavg", scratch))
+                run = repeated(args.runs, model, clients, args.rounds, "fedavg", scratch)
+                info["federated"].append(run)
             results["models"][model] = info
         for strategy in STRATEGIES if args.strategy_clients else ():
             print(f"mlp: {strategy}, {args.strategy_clients} clients", flush=True)
-            run = federated("mlp", args.strategy_clients, args.rounds, strategy, scratch)
+            run = repeated(args.runs, "mlp", args.strategy_clients, args.rounds, strategy, scratch)
             results["strategies"].append(run)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
