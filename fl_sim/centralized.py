@@ -19,7 +19,7 @@ from fl_sim.metrics import classification_metrics
 from fl_sim.models import build_model
 from fl_sim.outputs import output_dir, write_json
 from fl_sim.partition import partition_of, train_val_split
-from fl_sim.task import fit_seed, predict, reseed
+from fl_sim.task import fit_seed, predict
 from fl_sim.training import epoch_runner
 
 
@@ -40,7 +40,7 @@ def run_centralized(cfg: RunConfig) -> list[dict]:
     for rnd in range(1, cfg.rounds + 1):
         start = time.perf_counter()
         seed = fit_seed(cfg.seed, rnd, cfg.num_clients)
-        reseed(model, seed)
+        runner.reseed(seed)
         rng = np.random.default_rng(seed)
         runner.fit(x, y, epochs=cfg.local_epochs, batch_size=cfg.batch_size, rng=rng)
         scores = classification_metrics(test.y_test, predict(model, test.x_test))

@@ -26,6 +26,7 @@ from fl_sim.task import (
     predict,
     train,
 )
+from fl_sim.training import set_weights
 
 
 class FlowerClient(NumPyClient):
@@ -53,7 +54,7 @@ class FlowerClient(NumPyClient):
         server_round = int(config["server_round"])
         if fails(self.cfg.seed, server_round, self.partition_id, self.cfg.fail_rate):
             raise SimulatedFailure(f"client {self.partition_id} crashed in round {server_round}")
-        self.model.set_weights(parameters)
+        set_weights(self.model, parameters)
         epochs = straggler_epochs(
             self.cfg, server_round, self.partition_id, int(config["local_epochs"])
         )
@@ -79,7 +80,7 @@ class FlowerClient(NumPyClient):
 
     def evaluate(self, parameters, config):
         """Validate the global model locally; the final round adds sklearn's report."""
-        self.model.set_weights(parameters)
+        set_weights(self.model, parameters)
         probs = predict(self.model, self.data.x_val)
         scores = classification_metrics(self.data.y_val, probs)
         metrics = {"partition_id": self.partition_id, **scores}

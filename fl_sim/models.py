@@ -22,10 +22,15 @@ class ProximalModel(keras.Model):
     """
 
     def anchor(self, mu: float) -> None:
-        """Take the current weights as w_global and set mu for the next fit."""
+        """Take the current weights as w_global and set mu for the next fit.
+
+        With mu 0 the step leaves the term out, so nothing is copied.
+        """
         if not hasattr(self, "_prox"):
             object.__setattr__(self, "_prox", _ProximalState(self.trainable_weights))
         self._prox.on = mu > 0
+        if not self._prox.on:
+            return
         self._prox.mu.assign(mu)
         for anchor, weight in zip(self._prox.anchor, self.trainable_weights, strict=True):
             anchor.assign(weight)

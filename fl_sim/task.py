@@ -2,7 +2,8 @@
 
 Ray reuses its actors across rounds and clients, so each process keeps one built
 and compiled model per architecture and one copy of each client's data; a fit
-only assigns weights and optimizer state in place and never retraces.
+only assigns weights and optimizer state in place (``fl_sim.training``) and never
+retraces.
 """
 
 from __future__ import annotations
@@ -58,28 +59,6 @@ def global_model(name: str, seed: int) -> keras.Model:
     return build_model(name, seed)
 
 
-def reset_optimizer(model: keras.Model, learning_rate: float) -> None:
-    """Fresh Adam state for a new local fit, without rebuilding (no retrace)."""
-    for var in model.optimizer.variables:
-        if var is model.optimizer.learning_rate:
-            var.assign(learning_rate)
-        else:
-            var.assign(np.zeros(var.shape, dtype=var.dtype))
-
-
-def reseed(model: keras.Model, seed: int) -> None:
-    """Make a fit's dropout depend on ``seed`` alone, not on history.
-
-    Only the layers' own generators are reset (shuffling takes its own seeded rng):
-    ``keras.utils.set_random_seed`` would also clear TensorFlow's caches, making the
-    next compiled epoch re-optimise its graph, about a third of a second per fit.
-    """
-    for layer in model.layers:
-        generator = getattr(layer, "seed_generator", None)
-        if generator is not None:
-            generator.state.assign(np.array([seed, 0], dtype=generator.state.dtype))
-
-
 def train(
     model: ProximalModel,
     data: ClientData,
@@ -91,11 +70,12 @@ def train(
     seed: int,
 ) -> dict[str, list[float]]:
     """Local training from the weights already in ``model``; returns the per-epoch curves."""
-    reset_optimizer(model, learning_rate)
+    runner = epoch_runner(model)
+    runner.reset_optimizer(learning_rate)
+    runner.reseed(seed)
     model.anchor(proximal_mu)
-    reseed(model, seed)
     validation = (data.x_val, data.y_val) if len(data.y_val) else None
-    return epoch_runner(model).fit(
+    return runner.fit(
         data.x_train,
         data.y_train,
         epochs=epochs,

@@ -7,8 +7,8 @@ import pytest
 
 from fl_sim.data import load_mnist
 from fl_sim.models import build_model
-from fl_sim.task import ClientData, reseed, reset_optimizer, train
-from fl_sim.training import epoch_runner
+from fl_sim.task import ClientData, train
+from fl_sim.training import epoch_runner, set_weights
 
 DATA = load_mnist()
 SLICE = ClientData(
@@ -45,8 +45,8 @@ def _train(mu: float) -> tuple[list, list]:
 
 
 def _fit_in_order(model, keras_fit: bool) -> dict[str, list[float]]:
-    reset_optimizer(model, 1e-3)
-    reseed(model, 11)
+    epoch_runner(model).reset_optimizer(1e-3)
+    epoch_runner(model).reseed(11)
     x, y = SLICE.x_train[:1000], SLICE.y_train[:1000]  # a last batch of 8
     kwargs = {"epochs": 2, "batch_size": 32, "validation_data": (SLICE.x_val, SLICE.y_val)}
     if keras_fit:
@@ -93,3 +93,33 @@ def test_local_fit_depends_on_its_seed_alone():
         runs.append(model.get_weights())
     for a, b in zip(*runs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_set_weights_in_one_graph_call_matches_keras():
+    source, ours, theirs = (build_model("mlp", s, proximal=True) for s in (1, 2, 2))
+    weights = source.get_weights()
+    set_weights(ours, weights)
+    theirs.set_weights(weights)
+    for a, b, c in zip(weights, ours.get_weights(), theirs.get_weights(), strict=True):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_set_weights_refuses_wrong_arrays():
+    model = build_model("mlp", 1)
+    weights = model.get_weights()
+    with pytest.raises(ValueError, match="expected 14 weight arrays, got 13"):
+        set_weights(model, weights[:-1])
+    with pytest.raises((TypeError, ValueError)):
+        set_weights(model, [w.T if w.ndim == 2 else w for w in weights])
+
+
+def test_reset_optimizer_zeroes_adam_and_sets_the_learning_rate():
+    model = build_model("mlp", 3, proximal=True)
+    train(model, SLICE, epochs=1, batch_size=32, learning_rate=1e-3, proximal_mu=0.0, seed=9)
+    assert int(model.optimizer.iterations.numpy()) > 0
+    epoch_runner(model).reset_optimizer(0.05)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert np.isclose(float(model.optimizer.learning_rate.numpy()), 0.05)
+    slots = [v for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    assert len(slots) == 2 * len(model.trainable_weights)
+    assert all(not np.any(v.numpy()) for v in slots)
