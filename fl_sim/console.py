@@ -35,14 +35,19 @@ EXPECTED_NOISE = (
 )
 
 
+def quiet_environment() -> None:
+    """The variables that quiet TensorFlow, Ray and Flower; Ray workers inherit them."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def quiet() -> None:
     """Silence TensorFlow, Ray and Flower in this process and the Ray workers it starts.
 
     TensorFlow's C++ runtime prints a few lines on import before any log level
     applies, so the import happens here with stderr pointed at /dev/null.
     """
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
+    quiet_environment()
     with _stderr_to_devnull():
         import tensorflow  # noqa: F401
     import flwr.simulation.ray_transport.utils  # noqa: F401  (resets warning filters on import)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from fl_sim.config import APIS, ATTACKS, MODELS, PARTITIONS, STRATEGIES, ConfigError, RunConfig
-from fl_sim.console import RunConsole, quiet
+from fl_sim.console import RunConsole, quiet, quiet_environment
 from fl_sim.data import DataError
 
 HELP = {
@@ -123,6 +125,39 @@ def backend_config(cfg: RunConfig) -> dict:
     }
 
 
+def start_ray(cfg: RunConfig) -> threading.Event:
+    """Start Ray in the background, as Flower's Ray backend would; set the event when up.
+
+    Flower starts Ray when it is not running yet, with the backend's ``init_args`` and
+    this process's ``sys.path`` as the workers' ``PYTHONPATH`` (so they import fl-sim
+    from a checkout too); but importing its simulation package imports TensorFlow
+    first, seconds in which Ray could be starting. ``RAY_ADDRESS`` still attaches to
+    a running cluster instead. Ray ties the lives of the processes it launches to the
+    launching thread, so that thread stays until the program ends. If this start
+    fails, Flower's own attempt reports why.
+    """
+    import ray
+
+    started = threading.Event()
+
+    def init() -> None:
+        pythonpath = os.pathsep.join(sys.path)
+        if os.environ.get("PYTHONPATH"):
+            pythonpath += os.pathsep + os.environ["PYTHONPATH"]
+        os.environ["PYTHONPATH"] = pythonpath
+        init_args = {"include_dashboard": False, **backend_config(cfg)["init_args"]}
+        try:
+            ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
+        except Exception:  # noqa: BLE001  (Flower starts Ray itself and says why it failed)
+            pass
+        finally:
+            started.set()
+        threading.Event().wait()
+
+    threading.Thread(target=init, name="ray-start", daemon=True).start()
+    return started
+
+
 def simulate(cfg: RunConfig, console: RunConsole) -> None:
     """Run the rounds on Ray through Flower's simulation engine."""
     from flwr.simulation import run_simulation
@@ -145,7 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError) as err:
         print(error_line(err), file=sys.stderr)
         return 2
-    quiet()
+    quiet_environment()
+    ray_started = start_ray(cfg)
+    quiet()  # TensorFlow imports (seconds) while Ray starts
+    ray_started.wait()
     console = RunConsole()
     simulate(cfg, console)
     final = json.loads((Path(cfg.output) / "history.json").read_text())["rounds"][-1]
