@@ -124,9 +124,11 @@ def repeated(runs: int, *args) -> dict:
 
 def centralized(model: str, repeats: int) -> dict:
     """Epochs over the 60,000 training images in this process, after a warm-up."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
 
+    from fl_sim.console import quiet
+
+    quiet()
     from fl_sim.data import load_mnist
     from fl_sim.models import build_model
     from fl_sim.training import epoch_runner
