@@ -6,6 +6,9 @@ with Adam and sparse categorical cross-entropy as in the original study.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+
 import keras
 from keras import layers, ops
 
@@ -66,25 +69,39 @@ class _ProximalState:
         ]
 
 
-def mlp(inputs: keras.KerasTensor) -> keras.KerasTensor:
+def kernel_initializers(seed: int) -> Iterator[keras.initializers.GlorotUniform]:
+    """Keras' default kernel initializer, one per layer, with seeds from ``seed`` alone.
+
+    Left to itself, Keras draws each layer's seed from Python's global ``random``,
+    which Flower's heartbeat thread also draws from: a model built while a
+    simulation runs could then start from other weights than its seed gives.
+    """
+    rng = random.Random(seed)
+    while True:
+        yield keras.initializers.GlorotUniform(seed=rng.randrange(2**31))
+
+
+def mlp(inputs: keras.KerasTensor, kernels: Iterator) -> keras.KerasTensor:
     """The original study's TheModel: 236,682 parameters with BatchNorm statistics."""
     x = layers.Reshape((784,))(inputs)
     for units in (256, 128):
-        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dense(units, activation="relu", kernel_initializer=next(kernels))(x)
         x = layers.BatchNormalization()(x)
         x = layers.Dropout(0.3)(x)
-    return layers.Dense(10, activation="softmax")(x)
+    return layers.Dense(10, activation="softmax", kernel_initializer=next(kernels))(x)
 
 
-def cnn(inputs: keras.KerasTensor) -> keras.KerasTensor:
+def cnn(inputs: keras.KerasTensor, kernels: Iterator) -> keras.KerasTensor:
     """McMahan et al. 2017's MNIST CNN: 1,663,370 parameters."""
     x = layers.Reshape((28, 28, 1))(inputs)
     for filters in (32, 64):
-        x = layers.Conv2D(filters, 5, padding="same", activation="relu")(x)
+        x = layers.Conv2D(
+            filters, 5, padding="same", activation="relu", kernel_initializer=next(kernels)
+        )(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(512, activation="relu")(x)
-    return layers.Dense(10, activation="softmax")(x)
+    x = layers.Dense(512, activation="relu", kernel_initializer=next(kernels))(x)
+    return layers.Dense(10, activation="softmax", kernel_initializer=next(kernels))(x)
 
 
 ARCHITECTURES = {"mlp": mlp, "cnn": cnn}
@@ -99,11 +116,12 @@ def build_model(name: str, seed: int, learning_rate: float = 1e-3, proximal: boo
     ``proximal=True`` gives the clients' :class:`ProximalModel`; the server keeps
     a plain ``keras.Model`` so the saved ``model.keras`` loads anywhere. Running
     several steps per graph call halves the small MLP's epoch time on a CPU.
+    Dropout's generators are reseeded before every fit (``fl_sim.training``).
     """
-    keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(28, 28), name="image")
+    outputs = ARCHITECTURES[name](inputs, kernel_initializers(seed))
     cls = ProximalModel if proximal else keras.Model
-    model = cls(inputs=inputs, outputs=ARCHITECTURES[name](inputs), name=name)
+    model = cls(inputs=inputs, outputs=outputs, name=name)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",

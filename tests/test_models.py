@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import sys
+import threading
+
 import numpy as np
 import pytest
 
@@ -35,6 +39,29 @@ def test_seed_fixes_the_initial_model():
     a, b, c = (build_model("mlp", s).get_weights() for s in (7, 7, 8))
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_initial_model_ignores_other_threads_drawing_from_random(name):
+    """Flower's heartbeat thread draws from Python's ``random`` while the server builds."""
+    quiet = build_model(name, 7).get_weights()
+    stop = threading.Event()
+
+    def draw():
+        while not stop.is_set():
+            random.random()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    drawer = threading.Thread(target=draw)
+    drawer.start()
+    try:
+        busy = build_model(name, 7).get_weights()
+    finally:
+        stop.set()
+        drawer.join()
+        sys.setswitchinterval(interval)
+    assert all(np.array_equal(x, y) for x, y in zip(quiet, busy, strict=True))
 
 
 def _train(mu: float) -> tuple[list, list]:
