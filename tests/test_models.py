@@ -20,6 +20,10 @@ SLICE = ClientData(
 )
 
 
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 @pytest.mark.parametrize("name, params", [("mlp", 236_682), ("cnn", 1_663_370)])
 def test_parameter_counts(name, params):
     model = build_model(name, seed=0)
@@ -30,15 +34,13 @@ def test_proximal_model_has_the_same_weights_as_the_plain_one():
     plain, prox = build_model("mlp", 5), build_model("mlp", 5, proximal=True)
     prox.anchor(0.1)
     assert len(prox.get_weights()) == len(plain.get_weights()) == 14
-    assert all(
-        np.array_equal(a, b) for a, b in zip(plain.get_weights(), prox.get_weights(), strict=True)
-    )
+    assert _same(plain.get_weights(), prox.get_weights())
 
 
 def test_seed_fixes_the_initial_model():
     a, b, c = (build_model("mlp", s).get_weights() for s in (7, 7, 8))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+    assert _same(a, b)
+    assert not _same(a, c)
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
@@ -61,7 +63,7 @@ def test_initial_model_ignores_other_threads_drawing_from_random(name):
         stop.set()
         drawer.join()
         sys.setswitchinterval(interval)
-    assert all(np.array_equal(x, y) for x, y in zip(quiet, busy, strict=True))
+    assert _same(quiet, busy)
 
 
 def _train(mu: float) -> tuple[list, list]:
